@@ -1,0 +1,35 @@
+"""muppet_hf: Muppet pre-finetuning (Aghajanyan et al., arXiv 2101.11038) for Hugging Face transformers."""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_muppet import MuppetConfig
+from .modeling_muppet import (
+    MuppetClassificationHead,
+    MuppetForMultiTask,
+    MuppetMultipleChoiceHead,
+    MuppetMultiTaskOutput,
+    MuppetPreTrainedModel,
+    MuppetSeq2SeqHead,
+    MuppetSpanHead,
+    MuppetTokenClassificationHead,
+)
+
+
+__version__ = "0.1.0.dev0"
+
+# The project's one extension point: after `import muppet_hf`, `AutoModel.from_pretrained` on a Muppet
+# checkpoint returns the multi-task model with all its heads.
+AutoConfig.register(MuppetConfig.model_type, MuppetConfig, exist_ok=True)
+AutoModel.register(MuppetConfig, MuppetForMultiTask, exist_ok=True)
+
+__all__ = [
+    "MuppetClassificationHead",
+    "MuppetConfig",
+    "MuppetForMultiTask",
+    "MuppetMultiTaskOutput",
+    "MuppetMultipleChoiceHead",
+    "MuppetPreTrainedModel",
+    "MuppetSeq2SeqHead",
+    "MuppetSpanHead",
+    "MuppetTokenClassificationHead",
+]
