@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = commands.add_parser("tasks", help="the task registry").add_subparsers(dest="action", required=True)
     listing = tasks.add_parser("list", help="list registered tasks")
-    listing.add_argument("--suite", choices=("paper", "downstream", "offline"), help="one suite only")
+    listing.add_argument("--suite", help="one suite only: paper, downstream, offline or extra")
     listing.add_argument("--tag", help="tasks with this tag only (e.g. glue, canary)")
     listing.add_argument("--json", action="store_true", help="print a JSON list of objects")
     listing.set_defaults(func=_tasks_list)
