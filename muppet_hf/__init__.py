@@ -3,6 +3,7 @@
 from transformers import AutoConfig, AutoModel
 
 from .configuration_muppet import MuppetConfig
+from .export import RunMetadata, TaskRecord, export_checkpoint, push_to_hub, read_run_metadata, write_run_metadata
 from .modeling_muppet import (
     MuppetClassificationHead,
     MuppetForMultiTask,
@@ -32,4 +33,10 @@ __all__ = [
     "MuppetSeq2SeqHead",
     "MuppetSpanHead",
     "MuppetTokenClassificationHead",
+    "RunMetadata",
+    "TaskRecord",
+    "export_checkpoint",
+    "push_to_hub",
+    "read_run_metadata",
+    "write_run_metadata",
 ]
