@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import yaml
 
+from .commands import register_export, register_push
 from .tasks import get_task, list_tasks
 from .tasks.spec import TaskSpec
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--tasks", nargs="+", help="build these tasks only")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.set_defaults(func=_data_build)
+
+    register_export(commands)
+    register_push(commands)
     return parser
 
 
