@@ -1,0 +1,97 @@
+"""R3F / R4F regularisation (Aghajanyan et al., "Better Fine-Tuning by Reducing Representational Collapse",
+arXiv 2008.03156), as used on top of Muppet pre-finetuning.
+
+R3F adds `lambda * KL_S(f(x) || f(x + z))` to the task loss, `z` being uniform or normal noise on the input token
+embeddings and `KL_S` the symmetric KL divergence of the output distributions. R4F adds spectral normalisation of
+the heads (`MuppetConfig.spectral_norm`).
+
+The noise enters through a forward hook on the encoder's token-embedding module, so the model still receives
+`input_ids` (position ids, token types and padding masks stay exactly as in the clean pass) and, for
+encoder-decoder backbones, only the encoder's input is perturbed.
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .losses import IGNORE_INDEX, symmetric_kl
+from .modeling_muppet import MuppetForMultiTask, MuppetMultiTaskOutput
+
+
+def token_embeddings(model: MuppetForMultiTask) -> nn.Embedding:
+    """The token-embedding module of the model's encoder: the only input R3F perturbs."""
+    embeddings = model.get_encoder().get_input_embeddings()
+    if not isinstance(embeddings, nn.Embedding):
+        raise TypeError(f"R3F needs an nn.Embedding token embedding; this backbone has {type(embeddings).__name__}")
+    return embeddings
+
+
+def sample_noise(
+    input_ids: torch.Tensor, embedding_dim: int, eps: float, noise_type: str, dtype: torch.dtype
+) -> torch.Tensor:
+    """Noise of shape `[*input_ids.shape, embedding_dim]`: uniform on [-eps, eps] or normal with std eps."""
+    shape = (*input_ids.shape, embedding_dim)
+    if noise_type == "uniform":
+        return (torch.rand(shape, device=input_ids.device, dtype=dtype) * 2 - 1) * eps
+    if noise_type == "normal":
+        return torch.randn(shape, device=input_ids.device, dtype=dtype) * eps
+    raise ValueError(f"unknown R3F noise type {noise_type!r}; use uniform or normal")
+
+
+@contextlib.contextmanager
+def embedding_noise(embeddings: nn.Module, noise: torch.Tensor) -> Iterator[None]:
+    """Adds `noise` to the output of `embeddings` on its next call only, inside the `with` block.
+
+    One call only: BART and T5 share the token-embedding module between encoder and decoder, and the encoder runs
+    first, so the decoder's inputs stay clean. A multiple-choice forward flattens `[batch, choices, length]` to
+    `[batch * choices, length]`; the noise is reshaped to the embeddings' shape.
+    """
+    calls = 0
+
+    def add_noise(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return output
+        return output + noise.view(output.shape).to(output.dtype)
+
+    handle = embeddings.register_forward_hook(add_noise)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def fork_rng(device: torch.device):
+    """Forks the RNG of `device` (and the CPU's), so the noised pass can replay the clean pass's dropout masks."""
+    devices = [] if device.type == "cpu" else [device]
+    return torch.random.fork_rng(devices=devices, device_type=device.type)
+
+
+def r3f_divergence(
+    head_type: str, clean: MuppetMultiTaskOutput, noised: MuppetMultiTaskOutput, inputs: dict
+) -> torch.Tensor | None:
+    """Symmetric KL between the clean and noised output distributions, one value per example.
+
+    Classification and multiple choice compare the class / choice distributions (padding choices hold the dtype's
+    minimum on both sides and contribute 0); span heads average the start and end distributions; tagging and
+    seq2seq average over the labelled tokens. Regression has no distribution: returns `None` (R3F skips it).
+    """
+    if head_type == "regression":
+        return None
+    if head_type in ("classification", "multiple_choice"):
+        return symmetric_kl(clean.logits, noised.logits)
+    if head_type == "span":
+        start = symmetric_kl(clean.start_logits, noised.start_logits)
+        end = symmetric_kl(clean.end_logits, noised.end_logits)
+        return (start + end) / 2
+    if head_type in ("token_classification", "seq2seq"):
+        labels = inputs.get("labels")
+        mask = labels != IGNORE_INDEX if labels is not None else None
+        return symmetric_kl(clean.logits, noised.logits, mask=mask)
+    raise ValueError(f"R3F: unknown head type {head_type!r}")
+
+
+__all__ = ["embedding_noise", "fork_rng", "r3f_divergence", "sample_noise", "token_embeddings"]

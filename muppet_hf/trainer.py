@@ -1,0 +1,520 @@
+"""`MuppetTrainer`: multi-task pre-finetuning (Aghajanyan et al., arXiv 2101.11038) on `transformers.Trainer`.
+
+How the loss of one update is formed (paper §3.1, §3.3):
+
+1. A sub-batch holds examples of one task. Its loss is the mean over its examples of `loss_i / log n_i`
+   (`loss_scaling="log_n"`), plus `r3f_lambda × mean symmetric KL` when R3F is on.
+2. The Trainer divides each sub-batch loss by the number of sub-batches it accumulates, and DDP averages over
+   processes: the update's gradient is the *average over sub-batches* of the scaled losses' gradients, as the
+   paper prescribes.
+
+`num_items_in_batch` is deliberately not used: the Trainer counts it from `labels != -100`, which mixes
+classification examples with seq2seq target tokens (and misses span tasks, which have no `labels`), so normalising
+by it would weight a summarisation sub-batch by its token count. The trainer sets `loss_is_scaled_for_ga = False`
+so the Trainer's own per-sub-batch averaging applies whatever the model's signature.
+"""
+
+import json
+import logging
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
+
+import datasets
+import numpy as np
+import torch
+from accelerate.utils import gather_object
+from scipy import stats
+from sklearn import metrics as sk_metrics
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints, seed_worker
+
+from .collator import MuppetDataCollator
+from .losses import IGNORE_INDEX, log_n_scale
+from .modeling_muppet import MuppetForMultiTask
+from .r3f import embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
+from .sampling import MultiTaskBatchSampler, MultiTaskDataset
+from .training_args import MuppetTrainingArguments
+
+
+logger = logging.getLogger(__name__)
+
+MUPPET_STATE_NAME = "muppet_trainer_state.json"
+# Metrics each head type reports when a task names none (span and seq2seq report their loss only).
+DEFAULT_METRICS = {
+    "classification": ["accuracy"],
+    "regression": ["pearson", "spearman"],
+    "multiple_choice": ["accuracy"],
+    "token_classification": ["accuracy"],
+    "span": [],
+    "seq2seq": [],
+}
+# Metrics computed from argmax predictions; others (squad, rouge, seqeval) need decoding and are not computed here.
+SUPPORTED_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
+
+
+class NonFiniteLossError(ValueError):
+    """Raised when too many updates in a row had a NaN or inf loss; a checkpoint is written first."""
+
+
+def compute_task_metrics(predictions: np.ndarray, labels: np.ndarray, metric_names: list[str]) -> dict[str, float]:
+    """Offline metrics of one task with scikit-learn / scipy; positions labelled -100 (padding) are ignored.
+
+    Args:
+        predictions (`np.ndarray`): predicted class ids (or values, for regression), any shape.
+        labels (`np.ndarray`): gold labels, same shape.
+        metric_names (`list[str]`): names from `SUPPORTED_METRICS`; other names are skipped.
+    """
+    predictions, labels = np.asarray(predictions).reshape(-1), np.asarray(labels).reshape(-1)
+    keep = labels != IGNORE_INDEX
+    predictions, labels = predictions[keep], labels[keep]
+    results = {}
+    for name in metric_names:
+        if name == "accuracy":
+            results[name] = float(sk_metrics.accuracy_score(labels, predictions))
+        elif name == "f1":
+            average = "binary" if len(np.unique(labels)) <= 2 and set(np.unique(labels)) <= {0, 1} else "macro"
+            results[name] = float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
+        elif name == "macro_f1":
+            results[name] = float(sk_metrics.f1_score(labels, predictions, average="macro", zero_division=0))
+        elif name == "mcc":
+            results[name] = float(sk_metrics.matthews_corrcoef(labels, predictions))
+        elif name in ("pearson", "spearman"):
+            # A constant prediction has no correlation; report 0 rather than NaN (early, untrained heads).
+            if np.std(predictions) == 0 or np.std(labels) == 0:
+                results[name] = 0.0
+            elif name == "pearson":
+                results[name] = float(stats.pearsonr(predictions, labels)[0])
+            else:
+                results[name] = float(stats.spearmanr(predictions, labels)[0])
+    return results
+
+
+class NonFiniteLossCallback(TrainerCallback):
+    """Skips optimizer updates in which any sub-batch, on any process, had a NaN or inf loss.
+
+    The bad sub-batch is named (task and example rows) by [`MuppetTrainer.compute_loss`] when it happens. Here,
+    just before the optimizer step, the update's gradients are dropped (`zero_grad(set_to_none=True)`, so the
+    optimizer leaves every parameter and its moments untouched). After `max_nonfinite_updates` skipped updates in
+    a row, training saves a checkpoint (holding the last good weights) and raises [`NonFiniteLossError`].
+    """
+
+    def __init__(self, trainer: "MuppetTrainer"):
+        self.trainer = trainer
+        self.skipped_in_a_row = 0
+        self.error: str | None = None
+
+    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        trainer = self.trainer
+        bad = trainer._nonfinite_in_update
+        flag = torch.tensor(float(len(bad) > 0), device=args.device)
+        if args.world_size > 1:
+            flag = trainer.accelerator.reduce(flag, reduction="sum")
+        if flag.item() == 0:
+            self.skipped_in_a_row = 0
+            return
+        optimizer.zero_grad(set_to_none=True)
+        self.skipped_in_a_row += 1
+        trainer._metrics["train"]["skipped_updates"].append(1.0)
+        named = ", ".join(f"{task!r} (rows {rows})" for task, rows in bad) or "another process's sub-batch"
+        logger.warning(
+            "update %d skipped: non-finite loss in %s (%d in a row)",
+            state.global_step + 1,
+            named,
+            self.skipped_in_a_row,
+        )
+        if self.skipped_in_a_row >= args.max_nonfinite_updates:
+            tasks = sorted({task for task, _ in bad})
+            self.error = (
+                f"{self.skipped_in_a_row} updates in a row had a non-finite loss (last in task(s) {tasks or 'on another process'}, "
+                f"update {state.global_step + 1}); stopping. The checkpoint of step {state.global_step + 1} holds "
+                "the last good weights"
+            )
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer._nonfinite_in_update.clear()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.error is not None:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.error is not None:
+            raise NonFiniteLossError(self.error)
+
+
+class MuppetTrainer(Trainer):
+    r"""
+    [`~transformers.Trainer`] for Muppet pre-finetuning of a [`MuppetForMultiTask`] on many tasks at once.
+
+    Args:
+        model ([`MuppetForMultiTask`]): the model; `model.config.tasks` maps every task to its head.
+        args ([`MuppetTrainingArguments`]): the training arguments.
+        train_dataset (`dict[str, datasets.Dataset]`): task name -> tokenized training examples.
+        eval_dataset (`dict[str, datasets.Dataset]`, *optional*): task name -> tokenized evaluation examples;
+            `evaluate()` reports `eval_<task>_<metric>` for each.
+        processing_class ([`~transformers.PreTrainedTokenizerBase`], *optional*): the tokenizer, saved with every
+            checkpoint; its `pad_token_id` pads sub-batches.
+        data_collator (`Callable`, *optional*): defaults to [`MuppetDataCollator`] built from the model's config.
+        task_metrics (`dict[str, list[str]]`, *optional*): metric names per task (e.g. `TaskSpec.metrics`);
+            defaults by head type (accuracy; pearson/spearman for regression; loss only for span and seq2seq).
+        callbacks (`list[TrainerCallback]`, *optional*): extra callbacks.
+
+    Logging: every `logging_steps`, `loss/<task>` (mean scaled loss of the task's sub-batches since the last log) and
+    `examples_seen/<task>` (cumulative, all processes), averaged and flushed in `log()`.
+    """
+
+    _tag_names = ["muppet"]
+
+    def __init__(
+        self,
+        model: MuppetForMultiTask,
+        args: MuppetTrainingArguments,
+        train_dataset: dict[str, datasets.Dataset] | None = None,
+        eval_dataset: dict[str, datasets.Dataset] | None = None,
+        processing_class: PreTrainedTokenizerBase | None = None,
+        data_collator: Callable | None = None,
+        task_metrics: dict[str, list[str]] | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        **kwargs,
+    ):
+        if not isinstance(model, MuppetForMultiTask):
+            raise TypeError(f"MuppetTrainer trains a MuppetForMultiTask, got {type(model).__name__}")
+        if not isinstance(args, MuppetTrainingArguments):
+            raise TypeError(f"MuppetTrainer needs MuppetTrainingArguments, got {type(args).__name__}")
+        for role, task_datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+            if task_datasets is None:
+                continue
+            if not isinstance(task_datasets, dict):
+                raise TypeError(f"MuppetTrainer: `{role}` must be a dict of task name -> dataset")
+            for task in task_datasets:
+                if task not in model.config.tasks:
+                    raise ValueError(
+                        f"MuppetTrainer: task {task!r} of `{role}` has no head in `model.config.tasks` "
+                        f"({sorted(model.config.tasks)}); set config.tasks[{task!r}] to its head"
+                    )
+        if args.r4f and not model.config.spectral_norm:
+            raise ValueError(
+                "MuppetTrainer: `r4f=True` needs spectral-norm heads; build the model with "
+                "MuppetConfig(spectral_norm=True) (training/prefinetune.py does this from `r4f`)"
+            )
+        self.head_types = {head: spec["type"] for head, spec in model.config.heads.items()}
+        if data_collator is None:
+            pad_token_id = processing_class.pad_token_id if processing_class is not None else None
+            if pad_token_id is None:
+                pad_token_id = model.config.base_model_config.pad_token_id or 0
+            data_collator = MuppetDataCollator(
+                task_heads=dict(model.config.tasks), head_types=self.head_types, pad_token_id=pad_token_id
+            )
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            data_collator=data_collator,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        # Each sub-batch loss is a mean over its own examples; the Trainer must average the sub-batches of an update.
+        self.loss_is_scaled_for_ga = False
+        self.task_metrics = dict(task_metrics or {})
+        self._metrics: dict[str, defaultdict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
+        self.examples_seen: dict[str, int] = defaultdict(int)
+        # Tasks of the sub-batches this process trained on, in order (shows what each rank drew).
+        self.tasks_drawn: list[str] = []
+        self._nonfinite_in_update: list[tuple[str, list[int]]] = []
+        self._resume_state: dict | None = None
+        self._staging_root: str | None = None
+        self._train_sampler: MultiTaskBatchSampler | None = None
+        self.add_callback(NonFiniteLossCallback(self))
+
+    # ---- Data ----
+
+    def get_train_dataloader(self) -> DataLoader:
+        """Sub-batches of one task each, mixed into updates as `args.batching` says (see [`MultiTaskBatchSampler`]).
+
+        The sampler plans the global stream of sub-batches on every process from the seed alone; `accelerate`
+        gives process `r` sub-batches `r, r + num_processes, ...`, so each process draws its own tasks and one
+        update spans `tasks_per_update × num_processes` sub-batches.
+        """
+        if self.train_dataset is None:
+            raise ValueError("MuppetTrainer: training requires a train_dataset (dict of task name -> dataset)")
+        args = self.args
+        dataset = MultiTaskDataset(self.train_dataset)
+        sampler = MultiTaskBatchSampler(
+            dataset,
+            sub_batch_size=self._train_batch_size,
+            update_size=args.gradient_accumulation_steps * args.world_size,
+            batching=args.batching,
+            task_sampling=args.task_sampling,
+            temperature=args.sampling_temperature,
+            max_examples_per_task=args.max_examples_per_task,
+            group_by_length=args.group_by_length,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+        )
+        if self._resume_state is not None:
+            sampler.load_state_dict(self._resume_state["sampler"], source=self._resume_state["file"])
+        self._train_sampler = sampler
+        dataloader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
+            worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
+        )
+        return self.accelerator.prepare(dataloader)
+
+    # ---- Loss ----
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict,
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        """Scaled loss of one single-task sub-batch (see the module docstring for how sub-batches combine).
+
+        `num_items_in_batch` is ignored on purpose: it counts classification examples and seq2seq tokens alike.
+        """
+        inputs = dict(inputs)
+        task = inputs.pop("task")
+        example_indices = inputs.pop("example_indices", None)
+        head_type = self.head_types[inputs["head"]]
+        training = model.training
+        use_r3f = training and self.args.r3f_lambda > 0 and head_type != "regression"
+
+        if use_r3f:
+            embeddings = token_embeddings(self.accelerator.unwrap_model(model))
+            # Sampled before the forks, so both passes below draw the same dropout masks: the KL then measures the
+            # effect of the embedding noise alone, and is exactly 0 at eps = 0.
+            noise = sample_noise(
+                inputs["input_ids"],
+                embeddings.embedding_dim,
+                self.args.r3f_eps,
+                self.args.r3f_noise,
+                embeddings.weight.dtype,
+            )
+            with fork_rng(inputs["input_ids"].device):
+                outputs = model(**inputs)
+            with embedding_noise(embeddings, noise):
+                noised = model(**inputs)
+        else:
+            outputs = model(**inputs)
+
+        per_example = outputs.per_example_loss
+        if per_example is None:
+            raise ValueError(f"task {task!r}: the sub-batch has no labels, so the model returned no loss")
+        if self.args.loss_scaling == "log_n":
+            per_example = log_n_scale(per_example, outputs.num_outputs)
+        task_loss = per_example.mean()
+        loss = task_loss
+        if use_r3f:
+            divergence = r3f_divergence(head_type, outputs, noised, inputs)
+            loss = loss + self.args.r3f_lambda * divergence.mean()
+
+        if training:
+            value = loss.detach().float().item()
+            if not np.isfinite(value):
+                rows = example_indices.tolist() if example_indices is not None else []
+                self._nonfinite_in_update.append((task, rows))
+                logger.warning(
+                    "step %d: non-finite loss (%s) in task %r, sub-batch of rows %s; the update will be skipped",
+                    self.state.global_step + 1,
+                    value,
+                    task,
+                    rows,
+                )
+            else:
+                self._metrics["train"][f"loss/{task}"].append(task_loss.detach().float().item())
+                if use_r3f:
+                    self._metrics["train"][f"r3f/{task}"].append(divergence.detach().float().mean().item())
+            self.examples_seen[task] += int(per_example.shape[0])
+            self.tasks_drawn.append(task)
+        return (loss, outputs) if return_outputs else loss
+
+    # ---- Logging ----
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the per-task metrics collected since the last log (averaged over all processes), then flushes them."""
+        mode = "train" if self.model.training else "eval"
+        collected = {key: list(values) for key, values in self._metrics[mode].items()}
+        seen = dict(self.examples_seen)
+        if self.args.world_size > 1:
+            # Every process calls log() at the same points, so this collective is matched on all of them.
+            collected_all = gather_object([collected])
+            seen_all = gather_object([seen])
+            collected, seen = defaultdict(list), defaultdict(int)
+            for part in collected_all:
+                for key, values in part.items():
+                    collected[key].extend(values)
+            for part in seen_all:
+                for task, count in part.items():
+                    seen[task] += count
+        metrics = {key: sum(values) / len(values) for key, values in collected.items() if values}
+        if mode == "train":
+            metrics.update({f"examples_seen/{task}": float(count) for task, count in seen.items()})
+        else:
+            metrics = {f"eval_{key}": value for key, value in metrics.items()}
+        super().log({**logs, **metrics}, start_time)
+        self._metrics[mode].clear()
+
+    # ---- Evaluation ----
+
+    def evaluate(
+        self,
+        eval_dataset: dict[str, datasets.Dataset] | str | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> dict[str, float]:
+        """Evaluates every task on its own, reporting `<prefix>_<task>_loss` and `<prefix>_<task>_<metric>`.
+
+        The loss is on the training objective's scale (1/log n: 1.0 is a uniform guess on every head).
+        """
+        if isinstance(eval_dataset, str):
+            eval_dataset = {eval_dataset: self.eval_dataset[eval_dataset]}
+        eval_dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not isinstance(eval_dataset, dict):
+            raise TypeError("MuppetTrainer.evaluate needs a dict of task name -> dataset (one head per task)")
+        results = {}
+        for task, dataset in eval_dataset.items():
+            if task not in self.model.config.tasks:
+                raise ValueError(f"evaluate: task {task!r} has no head in `model.config.tasks`")
+            head_type = self.head_types[self.model.config.tasks[task]]
+            names = [
+                name for name in self.task_metrics.get(task, DEFAULT_METRICS[head_type]) if name in SUPPORTED_METRICS
+            ]
+            compute_metrics = self.compute_metrics
+            self.compute_metrics = (
+                partial(_metrics_of_prediction, metric_names=names)
+                if names and head_type not in ("span", "seq2seq")
+                else None
+            )
+            try:
+                results.update(
+                    super().evaluate(MultiTaskDataset({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
+                )
+            finally:
+                self.compute_metrics = compute_metrics
+        return results
+
+    def prediction_step(
+        self, model: nn.Module, inputs: dict, prediction_loss_only: bool, ignore_keys: list[str] | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Loss, predictions (class ids, regression values or token class ids) and labels of one task's sub-batch."""
+        inputs = self._prepare_inputs(inputs)
+        head_type = self.head_types[inputs["head"]]
+        labels = inputs.get("labels")
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+        loss = loss.detach()
+        if prediction_loss_only or head_type in ("span", "seq2seq"):
+            return loss, None, None
+        if head_type == "regression":
+            predictions = outputs.logits.view(-1)
+        else:
+            predictions = outputs.logits.argmax(dim=-1)
+        return loss, predictions, labels
+
+    # ---- Checkpoints ----
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
+        """Trains; `resume_from_checkpoint` also restores the task sampler, so the same task/example stream goes on."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint")
+        self._resume_state = None
+        if resume_from_checkpoint:
+            path = os.path.join(resume_from_checkpoint, MUPPET_STATE_NAME)
+            if not os.path.isfile(path):
+                raise ValueError(
+                    f"{resume_from_checkpoint}: no {MUPPET_STATE_NAME}; it was not written by MuppetTrainer"
+                )
+            with open(path, encoding="utf-8") as handle:
+                self._resume_state = {**json.load(handle), "file": path}
+            self.examples_seen = defaultdict(int)
+            if self.args.process_index == 0:
+                self.examples_seen.update(self._resume_state.get("examples_seen", {}))
+        return super().train(
+            resume_from_checkpoint=resume_from_checkpoint,
+            trial=trial,
+            ignore_keys_for_eval=ignore_keys_for_eval,
+            **kwargs,
+        )
+
+    def _get_output_dir(self, trial) -> str:
+        # While a checkpoint is being written, the Trainer writes it under a staging folder (see _save_checkpoint).
+        if self._staging_root is not None:
+            return self._staging_root
+        return super()._get_output_dir(trial=trial)
+
+    def _save_checkpoint(self, model: nn.Module, trial) -> None:
+        """Writes the checkpoint into `tmp-checkpoint-N/` and renames it to `checkpoint-N/` once complete.
+
+        A run killed mid-save leaves only the staging folder, which `get_last_checkpoint` ignores, so resuming never
+        picks up half a checkpoint. The sampler's state (`muppet_trainer_state.json`) goes in before the rename.
+        """
+        run_dir = self._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging_root = os.path.join(run_dir, f"tmp-{name}")
+        if self.args.should_save and os.path.isdir(staging_root):
+            shutil.rmtree(staging_root)
+        self.accelerator.wait_for_everyone()
+        self._staging_root = staging_root
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_root = None
+        staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
+
+        seen = dict(self.examples_seen)
+        if self.args.world_size > 1:
+            totals: dict[str, int] = defaultdict(int)
+            for part in gather_object([seen]):
+                for task, count in part.items():
+                    totals[task] += count
+            seen = dict(totals)
+        if self.args.should_save:
+            state = {
+                "sampler": self._train_sampler.state_dict() if self._train_sampler else None,
+                "examples_seen": seen,
+            }
+            with open(os.path.join(staged, MUPPET_STATE_NAME), "w", encoding="utf-8") as handle:
+                json.dump(state, handle, indent=2)
+            best = self.state.best_model_checkpoint
+            if best is not None and best.startswith(staging_root):
+                # The Trainer saw the staged path; point at where the folder will be.
+                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
+                self.state.save_to_json(os.path.join(staged, "trainer_state.json"))
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            if os.path.isdir(final):
+                shutil.rmtree(final)
+            os.replace(staged, final)
+            shutil.rmtree(staging_root)
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=self.args.save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+            )
+        self.accelerator.wait_for_everyone()
+
+
+def _metrics_of_prediction(prediction: EvalPrediction, metric_names: list[str]) -> dict[str, float]:
+    return compute_task_metrics(prediction.predictions, prediction.label_ids, metric_names)
+
+
+__all__ = ["MuppetTrainer", "NonFiniteLossCallback", "NonFiniteLossError", "compute_task_metrics"]
