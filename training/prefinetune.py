@@ -1,0 +1,244 @@
+"""Muppet pre-finetuning (Aghajanyan et al., arXiv 2101.11038) of a backbone on many tasks at once.
+
+A YAML recipe supplies the defaults and command-line flags override them:
+
+```bash
+# Tiny random backbone on the three tiny tasks shipped in training/data/tiny (seconds, CPU, no download):
+python training/prefinetune.py --config training/recipes/tiny.yaml
+
+# Two CPU processes (gloo), as CI runs it. With accelerate 1.x, `--num_processes 2 --cpu` alone starts one process
+# (its CPU launcher needs mpirun); `--multi_gpu` starts two through torchrun and the recipe's `use_cpu` picks gloo:
+accelerate launch --multi_gpu --num_processes 2 training/prefinetune.py --config training/recipes/tiny.yaml
+
+# Several GPUs with DDP, or FSDP:
+accelerate launch --config_file training/accelerate_configs/multi_gpu.yaml training/prefinetune.py \
+    --config training/recipes/<recipe>.yaml
+accelerate launch --config_file training/accelerate_configs/fsdp.yaml training/prefinetune.py \
+    --config training/recipes/<recipe>.yaml --output_dir runs/muppet
+```
+
+The output folder holds the final model (its config lists the tasks and heads), the tokenizer, `task_metrics.json`
+(per-task evaluation metrics), `all_results.json` and `muppet_run.json` (the run's metadata, read by
+`muppet-hf export`).
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, set_seed
+
+from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.export import RunMetadata, TaskRecord, write_run_metadata
+from muppet_hf.tasks import get_tasks, heads_for, prepare_task
+from muppet_hf.testing_utils import tiny_tokenizer
+from muppet_hf.trainer import MuppetTrainer
+from muppet_hf.training_args import MuppetTrainingArguments
+
+
+logger = logging.getLogger("muppet_hf.prefinetune")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ScriptArguments:
+    """Arguments of the pre-finetuning script that are not training arguments.
+
+    Args:
+        tasks (`list[str]`): task names from the registry (`muppet-hf tasks list`) or paths to task YAML files.
+        model_name_or_path (`str`, *optional*): the pretrained backbone (Hub id or folder).
+        backbone_config (`dict`, *optional*): a backbone config to build with random weights instead, e.g.
+            `{model_type: bert, vocab_size: 99, hidden_size: 32, ...}` (recipes and tests).
+        tokenizer_name_or_path (`str`, *optional*): defaults to `model_name_or_path`.
+        use_tiny_tokenizer (`bool`, *optional*, defaults to `False`): use the in-memory character tokenizer of
+            `muppet_hf.testing_utils` (no download; pairs with a 99-token `backbone_config`).
+        max_length (`int`, *optional*, defaults to 128): token cap per example.
+        doc_stride (`int`, *optional*, defaults to 64): window overlap of long MRC contexts.
+        max_train_examples, max_eval_examples (`int`, *optional*): caps on source examples per task.
+        trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the backbone.
+    """
+
+    tasks: list[str] = field(default_factory=list, metadata={"help": "Task names or task YAML paths."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Pretrained backbone (Hub id or folder)."})
+    backbone_config: dict | None = field(
+        default=None, metadata={"help": "Random backbone from this config dict (YAML recipes only)."}
+    )
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Defaults to model_name_or_path."})
+    use_tiny_tokenizer: bool = field(
+        default=False, metadata={"help": "Use the in-memory character tokenizer of muppet_hf.testing_utils."}
+    )
+    max_length: int = field(default=128, metadata={"help": "Token cap per example."})
+    doc_stride: int = field(default=64, metadata={"help": "Window overlap of long MRC contexts."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training examples per task."})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "Cap on evaluation examples per task."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the backbone."})
+
+
+def _resolve_task(name_or_path: str, recipe_dir: Path | None) -> str:
+    """Task YAML paths are relative to the working directory, else to the recipe, else to the repository."""
+    if not name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_absolute():
+        return name_or_path
+    for base in (Path.cwd(), recipe_dir, REPO_ROOT):
+        if base is not None and (base / name_or_path).is_file():
+            return str((base / name_or_path).resolve())
+    raise ValueError(f"task file {name_or_path!r} not found (field `tasks`)")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, MuppetTrainingArguments]:
+    """Parses `--config <recipe.yaml>` as defaults, then the remaining flags on top of them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((ScriptArguments, MuppetTrainingArguments))
+    recipe_dir = None
+    if "--config" in argv:
+        index = argv.index("--config")
+        if index + 1 >= len(argv):
+            raise ValueError("--config needs a YAML recipe path")
+        recipe = Path(argv[index + 1])
+        del argv[index : index + 2]
+        with recipe.open(encoding="utf-8") as handle:
+            defaults = yaml.safe_load(handle) or {}
+        if not isinstance(defaults, dict):
+            raise TypeError(f"{recipe}: a recipe must be a YAML mapping of argument -> value")
+        known = {f.name for cls in (ScriptArguments, MuppetTrainingArguments) for f in fields(cls)}
+        unknown = sorted(set(defaults) - known)
+        if unknown:
+            raise ValueError(f"{recipe}: unknown field(s) {unknown}")
+        parser.set_defaults(**defaults)
+        recipe_dir = recipe.resolve().parent
+    script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    script_args.tasks = [_resolve_task(task, recipe_dir) for task in script_args.tasks]
+    return script_args, training_args
+
+
+def build_model(
+    script_args: ScriptArguments, training_args: MuppetTrainingArguments, heads: dict
+) -> MuppetForMultiTask:
+    """The backbone (pretrained, or random from `backbone_config`) with one head per task head."""
+    if (script_args.model_name_or_path is None) == (script_args.backbone_config is None):
+        raise ValueError("give exactly one of `model_name_or_path` and `backbone_config`")
+    if script_args.model_name_or_path is not None:
+        return MuppetForMultiTask.from_backbone(
+            script_args.model_name_or_path,
+            heads=heads,
+            trust_remote_code=script_args.trust_remote_code,
+            spectral_norm=training_args.r4f,
+        )
+    backbone = dict(script_args.backbone_config)
+    if "model_type" not in backbone:
+        raise ValueError("`backbone_config` needs a `model_type` (e.g. bert, roberta, bart)")
+    base_model_config = AutoConfig.for_model(backbone.pop("model_type"), **backbone)
+    return MuppetForMultiTask(
+        MuppetConfig(base_model_config=base_model_config, heads=heads, spectral_norm=training_args.r4f)
+    )
+
+
+def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -> dict[str, dict[str, float]]:
+    """Pre-finetunes, evaluates every task and writes the final checkpoint; returns the per-task metrics."""
+    if not script_args.tasks:
+        raise ValueError("no tasks given (field `tasks`)")
+    specs = get_tasks(script_args.tasks)
+    if script_args.use_tiny_tokenizer:
+        tokenizer = tiny_tokenizer(model_max_length=script_args.max_length)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(
+            script_args.tokenizer_name_or_path or script_args.model_name_or_path,
+            trust_remote_code=script_args.trust_remote_code,
+        )
+
+    set_seed(training_args.seed)
+    model = build_model(script_args, training_args, heads_for(specs))
+    model.config.tasks = {spec.name: spec.head for spec in specs}
+
+    train_dataset, eval_dataset = {}, {}
+    caps = {"train": script_args.max_train_examples, "validation": script_args.max_eval_examples}
+    # Rank 0 tokenizes first and fills the datasets cache; the other ranks then read it.
+    with training_args.main_process_first(desc="tokenize tasks"):
+        for spec in specs:
+            prepared = prepare_task(
+                spec,
+                tokenizer,
+                max_length=script_args.max_length,
+                doc_stride=script_args.doc_stride,
+                max_examples=caps,
+                seed=training_args.seed,
+            )
+            train_dataset[spec.name] = prepared["train"]
+            if "validation" in prepared:
+                eval_dataset[spec.name] = prepared["validation"]
+
+    trainer = MuppetTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset or None,
+        processing_class=tokenizer,
+        task_metrics={spec.name: list(spec.metrics) for spec in specs},
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    # Logged on every process (not only the main one), so a multi-process log shows what each rank drew.
+    logger.warning(
+        "process %d of %d drew sub-batches of tasks %s",
+        training_args.process_index,
+        training_args.world_size,
+        trainer.tasks_drawn[:16],
+    )
+    trainer.save_model(training_args.output_dir)
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+
+    metrics = trainer.evaluate() if eval_dataset else {}
+    task_metrics = {
+        spec.name: {
+            key[len(f"eval_{spec.name}_") :]: value
+            for key, value in metrics.items()
+            if key.startswith(f"eval_{spec.name}_") and not key.endswith(("_runtime", "_per_second"))
+        }
+        for spec in specs
+    }
+    if eval_dataset:
+        trainer.save_metrics("eval", metrics)
+    if trainer.is_world_process_zero():
+        with open(os.path.join(training_args.output_dir, "task_metrics.json"), "w", encoding="utf-8") as handle:
+            json.dump(task_metrics, handle, indent=2)
+        metadata = RunMetadata.from_config(model.config)
+        metadata.tasks = {
+            spec.name: TaskRecord.from_spec(spec, task_metrics[spec.name] if spec.name in eval_dataset else None)
+            for spec in specs
+        }
+        for record in metadata.tasks.values():
+            record.metrics_split = "validation" if record.metrics else None
+        metadata.base_model = script_args.model_name_or_path
+        metadata.task_sampling = {
+            "strategy": training_args.task_sampling,
+            "temperature": training_args.sampling_temperature,
+        }
+        metadata.batching = {
+            "mode": training_args.batching,
+            "sub_batch_size": training_args.per_device_train_batch_size,
+            "tasks_per_update": training_args.tasks_per_update,
+            "num_processes": training_args.world_size,
+        }
+        metadata.loss_scaling = {"strategy": training_args.loss_scaling}
+        metadata.r3f = {
+            "enabled": training_args.r3f_lambda > 0,
+            "lambda": training_args.r3f_lambda,
+            "eps": training_args.r3f_eps,
+            "noise": training_args.r3f_noise,
+            "r4f": training_args.r4f,
+        }
+        metadata.training = {
+            "learning_rate": training_args.learning_rate,
+            "max_steps": training_args.max_steps,
+            "seed": training_args.seed,
+        }
+        write_run_metadata(training_args.output_dir, metadata)
+    return task_metrics
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    main(*parse_args())
