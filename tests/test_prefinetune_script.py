@@ -1,0 +1,88 @@
+import ast
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from muppet_hf import MuppetForMultiTask
+from muppet_hf.export import read_run_metadata
+
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "training" / "prefinetune.py"
+RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("prefinetune", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docstring_holds_the_accelerate_launch_command():
+    docstring = ast.get_docstring(ast.parse(SCRIPT.read_text()))
+    assert "accelerate launch" in docstring and "--config training/recipes/tiny.yaml" in docstring
+
+
+def test_cli_flags_override_the_recipe_and_unknown_fields_fail(tmp_path):
+    script = load_script()
+    script_args, training_args = script.parse_args(
+        ["--config", str(RECIPE), "--max_steps", "1", "--output_dir", str(tmp_path), "--report_to", "none"]
+    )
+    assert training_args.max_steps == 1 and training_args.tasks_per_update == 3
+    assert script_args.backbone_config["model_type"] == "bert"
+    assert all(Path(task).is_file() for task in script_args.tasks)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [a]\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match="learning_rat"):
+        script.parse_args(["--config", str(bad)])
+
+
+def test_tiny_recipe_trains_evaluates_and_writes_a_checkpoint(tmp_path):
+    script = load_script()
+    output_dir = tmp_path / "run"
+    script_args, training_args = script.parse_args(
+        ["--config", str(RECIPE), "--output_dir", str(output_dir), "--max_steps", "2", "--report_to", "none"]
+    )
+    metrics = script.main(script_args, training_args)
+    assert set(metrics) == {"tiny_sentiment", "tiny_choice", "tiny_qa"}
+    assert {"loss", "accuracy", "f1"} <= set(metrics["tiny_sentiment"])
+    assert "loss" in metrics["tiny_qa"]
+
+    model = MuppetForMultiTask.from_pretrained(output_dir)
+    assert model.config.tasks == {
+        "tiny_sentiment": "tiny_sentiment",
+        "tiny_choice": "multiple_choice",
+        "tiny_qa": "span",
+    }
+    assert set(model.config.heads) == {"tiny_sentiment", "multiple_choice", "span"}
+    files = set(os.listdir(output_dir))
+    assert {"model.safetensors", "tokenizer.json", "task_metrics.json", "muppet_run.json", "all_results.json"} <= files
+    assert json.loads((output_dir / "task_metrics.json").read_text()) == metrics
+    run = read_run_metadata(output_dir)
+    assert run.tasks["tiny_choice"].metrics["accuracy"] == metrics["tiny_choice"]["accuracy"]
+    assert run.batching["mode"] == "heterogeneous"
+
+
+@pytest.mark.multiprocess
+def test_two_cpu_processes_draw_different_tasks(tmp_path):
+    # accelerate 1.x starts several CPU processes through torchrun with `--multi_gpu`; the recipe's `use_cpu: true`
+    # then selects gloo. (`--num_processes 2 --cpu` alone starts one process: its CPU launcher needs mpirun.)
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+        str(SCRIPT), "--config", str(RECIPE), "--output_dir", str(tmp_path / "run"), "--report_to", "none",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    drawn = dict(re.findall(r"process (\d) of 2 drew sub-batches of tasks (\[.*?\])", log))
+    assert set(drawn) == {"0", "1"}, log[-4000:]
+    assert drawn["0"] != drawn["1"]
+    assert (tmp_path / "run" / "model.safetensors").is_file()
