@@ -84,6 +84,7 @@ Per-task metrics may instead come from `all_results.json`, as `eval_<task>_<metr
 """
 
 import copy
+import importlib
 import json
 import os
 import shutil
@@ -94,7 +95,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import torch
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
 from huggingface_hub.errors import HFValidationError, OfflineModeIsEnabled
@@ -1135,13 +1135,29 @@ def push_to_hub(
                 create_pr=create_pr,
                 commit_message=commit_message or f"Upload Muppet checkpoint ({len(result.files)} files)",
             )
-        except (httpx.TransportError, OfflineModeIsEnabled) as err:
+        except (*_transport_errors(), OfflineModeIsEnabled) as err:
             raise ConnectionError(
                 f"cannot reach the Hugging Face Hub at {api.endpoint} to upload {repo_id} ({err}); check the network, "
                 "HF_ENDPOINT and HF_HUB_OFFLINE. No commit was confirmed; push again once the Hub is reachable."
             ) from err
         result.url = commit.pr_url if create_pr and commit.pr_url else commit.commit_url
         return result
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The network-failure exceptions of the HTTP client that `huggingface_hub` uses (httpx2, httpx or requests, by version)."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    candidates = (
+        ("httpx2", "TransportError"),
+        ("httpx", "TransportError"),
+        ("requests.exceptions", "ConnectionError"),
+    )
+    for module_name, attribute in candidates:
+        try:
+            errors.append(getattr(importlib.import_module(module_name), attribute))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
 
 
 __all__ = [
