@@ -1,0 +1,26 @@
+"""Offline data: the real-data suite built from PyPI and npm packages, and the default offline backbone."""
+
+from .offline_suite import (
+    ARCHIVES,
+    DOWNSTREAM_TASKS,
+    OFFLINE_TASKS,
+    OfflineTask,
+    SourceArchive,
+    build_offline_suite,
+    default_backbone_path,
+    load_offline_task,
+    offline_cache_dir,
+)
+
+
+__all__ = [
+    "ARCHIVES",
+    "DOWNSTREAM_TASKS",
+    "OFFLINE_TASKS",
+    "OfflineTask",
+    "SourceArchive",
+    "build_offline_suite",
+    "default_backbone_path",
+    "load_offline_task",
+    "offline_cache_dir",
+]

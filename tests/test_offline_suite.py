@@ -1,0 +1,260 @@
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from muppet_hf.data import OFFLINE_TASKS, build_offline_suite, load_offline_task
+from muppet_hf.data.offline_suite import (
+    CACHE_ENV,
+    bigbench_classification,
+    bigbench_multiple_choice,
+    bigbench_pairs,
+    content_hash,
+    email_text,
+    natural_instructions_spans,
+    offline_cache_dir,
+    read_orange_tab,
+    split_rows,
+    squad_rows,
+)
+
+
+def reviews(n: int) -> list[dict]:
+    return [{"text": f"review number {i}", "label": i % 2} for i in range(n)]
+
+
+def test_split_is_deterministic_and_ignores_row_order():
+    rows = reviews(400)
+    splits = split_rows(rows, "classification")
+    shuffled = split_rows(list(reversed(rows)), "classification")
+    assert splits == shuffled
+    assert sum(len(split) for split in splits.values()) == 400
+    # 80/10/10 by hash: loose bounds, 400 rows.
+    assert 280 < len(splits["train"]) < 360
+    assert len(splits["validation"]) > 15 and len(splits["test"]) > 15
+    # Adding rows moves none of the others.
+    grown = split_rows(rows + reviews(500)[400:], "classification")
+    for role in splits:
+        assert {row["id"] for row in splits[role]} <= {row["id"] for row in grown[role]}
+
+
+def test_split_dedupes_and_drops_conflicting_labels():
+    rows = [
+        {"text": "same", "label": 0},
+        {"text": "same", "label": 0},
+        {"text": "ambiguous", "label": 0},
+        {"text": "ambiguous", "label": 1},
+        {"text": "unique", "label": 1},
+    ]
+    drops = Counter()
+    splits = split_rows(rows, "classification", drops=drops)
+    kept = sorted(row["text"] for split in splits.values() for row in split)
+    assert kept == ["same", "unique"]
+    assert drops["exact duplicates"] == 1
+    assert drops["conflicting duplicates (same input, different labels)"] == 2
+
+
+def test_shipped_test_split_is_kept_and_removed_from_train():
+    train, test = reviews(200), [{"text": "review number 3", "label": 1}, {"text": "held out", "label": 0}]
+    drops = Counter()
+    splits = split_rows(train, "classification", test_rows=test, drops=drops)
+    assert sorted(row["text"] for row in splits["test"]) == ["held out", "review number 3"]
+    assert drops["train rows also in the shipped test split"] == 1
+    assert len(splits["train"]) + len(splits["validation"]) == 199
+    assert "review number 3" not in {row["text"] for row in splits["train"] + splits["validation"]}
+
+
+def test_span_rows_of_one_passage_share_a_split():
+    rows = [
+        {"context": f"passage {p}", "question": f"question {q}", "answers": {"text": ["passage"], "answer_start": [0]}}
+        for p in range(30)
+        for q in range(5)
+    ]
+    splits = split_rows(rows, "span_mrc")
+    where = {row["context"]: role for role, split in splits.items() for row in split}
+    for role, split in splits.items():
+        assert all(where[row["context"]] == role for row in split)
+
+
+def test_content_hash_separates_fields_and_ignores_choice_order():
+    assert content_hash({"a": "ab", "b": "c"}, ("a", "b")) != content_hash({"a": "a", "b": "bc"}, ("a", "b"))
+    assert content_hash({"choices": ["x", "y"]}, ("choices",)) == content_hash({"choices": ["y", "x"]}, ("choices",))
+
+
+def test_bigbench_pairs_split_two_field_inputs():
+    pattern = re.compile(
+        r"Sentence 1: (?P<text>.*?)\s*\nSentence 2: (?P<text_pair>.*?)\s*\n\nThe answer is:\s*", re.DOTALL
+    )
+    examples = [
+        {
+            "input": "Sentence 1: He stopped smoking. \nSentence 2: He used to smoke.\n\nThe answer is: ",
+            "target_scores": {"entailment": 1, "neutral": 0, "contradiction": 0},
+        },
+        {
+            "input": "Sentence 1: A.\nSentence 2: B.\n\nThe answer is: ",
+            "target_scores": {"neutral": 1, "Entailment": 1},
+        },
+    ]
+    drops = Counter()
+    rows = bigbench_pairs(examples, "toy", ["entailment", "neutral", "contradiction"], pattern, drops)
+    assert rows == [{"text": "He stopped smoking.", "text_pair": "He used to smoke.", "label": 0}]
+    assert drops["not exactly one target scored 1"] == 1
+    with pytest.raises(ValueError, match="toy.*example 0.*input"):
+        bigbench_pairs([{"input": "no pair here", "target_scores": {}}], "toy", ["a", "b"], pattern)
+
+
+def test_bigbench_classification_extracts_the_claim():
+    pattern = re.compile(
+        r"On \w+ \d{4}, the following claim was made: (?P<text>.*)\nQ: Was this claim true or false\?\s*", re.DOTALL
+    )
+    examples = [
+        {
+            "input": "On June 2017, the following claim was made: Paris is in France.\nQ: Was this claim true or false?",
+            "target_scores": {"true": 1, "false": 0},
+        }
+    ]
+    rows = bigbench_classification(examples, "toy", ["false", "true"], pattern)
+    assert rows == [{"text": "Paris is in France.", "label": 1}]
+    with pytest.raises(ValueError, match="toy.*target_scores"):
+        bigbench_classification([{"input": "x", "target_scores": {"maybe": 1}}], "toy", ["false", "true"])
+
+
+def test_multiple_choice_label_points_at_the_choice_scored_one():
+    examples = [
+        {"input": "Which fits <MASK>? ", "target_scores": {f"option {i} ": int(i == k) for i in range(4)}}
+        for k in range(4)
+    ]
+    rows = bigbench_multiple_choice(examples)
+    assert len(rows) == 4
+    for row, k in zip(rows, range(4), strict=True):
+        assert sorted(row["choices"]) == [f"option {i}" for i in range(4)]
+        assert row["choices"][row["label"]] == f"option {k}"
+        assert row["context"] == "Which fits <MASK>?"
+    # The correct choice is always listed first in the source; after conversion its position follows the content.
+    first = bigbench_multiple_choice(
+        [{"input": f"q{i}", "target_scores": {"right": 1, "wrong": 0, "other": 0}} for i in range(40)]
+    )
+    assert len({row["label"] for row in first}) == 3
+
+
+def test_squad_rows_flatten_and_fix_offsets():
+    squad = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": "The Broncos beat the Panthers 24-10.",
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "Who won?",
+                                # One correct offset, one off by one with a leading space, one absent.
+                                "answers": [
+                                    {"text": "The Broncos", "answer_start": 0},
+                                    {"text": " 24-10", "answer_start": 28},
+                                    {"text": "Denver", "answer_start": 0},
+                                ],
+                            },
+                            {"id": "q2", "question": "Where?", "answers": [{"text": "Denver", "answer_start": 3}]},
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+    drops = Counter()
+    rows = squad_rows(squad, "toy", drops)
+    assert len(rows) == 1
+    answers = rows[0]["answers"]
+    assert answers["text"] == ["The Broncos", "24-10"]
+    for text, start in zip(answers["text"], answers["answer_start"], strict=True):
+        assert rows[0]["context"][start : start + len(text)] == text
+    assert drops["answers not found in their paragraph"] == 2
+    assert drops["questions without a locatable answer"] == 1
+
+
+def test_natural_instructions_spans_locate_the_answer():
+    quoref = re.compile(r"Passage: (?P<context>.*)\nQuestion: (?P<question>.*)", re.DOTALL)
+    examples = [
+        {"input": "Passage: Catherine met John. Later, john left.\nQuestion: Who left?", "target": ["John."]},
+        {"input": "Passage: Ann and Bob sang.\nQuestion: Who sang?", "target": ["Ann.", "Bob."]},
+        {"input": "Passage: Nobody here.\nQuestion: Who?", "target": ["Zed."]},
+    ]
+    drops = Counter()
+    rows = natural_instructions_spans(examples, "toy", quoref, drops)
+    assert rows == [
+        {
+            "context": "Catherine met John. Later, john left.",
+            "question": "Who left?",
+            "answers": {"text": ["John"], "answer_start": [14]},
+        }
+    ]
+    assert drops == Counter({"several answer spans": 1, "answer not found in the passage": 1})
+
+    ropes = re.compile(
+        r"Background Paragraph: (?P<background>.*)\nStory: (?P<story>.*)\nQuestion: (?P<question>.*)", re.DOTALL
+    )
+    example = {
+        "input": "Background Paragraph: Salt raises cup concentration.\nStory: cup A has salt.\nQuestion: Which cup?",
+        "target": ["cup A."],
+    }
+    (row,) = natural_instructions_spans([example], "toy", ropes)
+    # The story comes after the background in the context, and its occurrence is preferred.
+    assert row["context"] == "Salt raises cup concentration.\ncup A has salt."
+    assert row["answers"] == {"text": ["cup A"], "answer_start": [31]}
+
+
+def test_read_orange_tab_and_email_text():
+    data = "Category\tText\nd\tstring\nclass\t\n\nsci.med\tdoctors and patients\nsci.space\torbits\n"
+    assert read_orange_tab(data, "toy.tab", "Text") == [("doctors and patients", "sci.med"), ("orbits", "sci.space")]
+    with pytest.raises(ValueError, match="toy.tab"):
+        read_orange_tab(data, "toy.tab", "Content")
+    message = (
+        "From: a@example.com\nReceived: from somewhere\nSubject: Cheap pills\n"
+        "Content-Type: text/html\n\n<html><b>Buy</b> now &amp; save</html>\n"
+    )
+    assert email_text(message) == "Subject: Cheap pills Buy now & save"
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env"))
+    assert offline_cache_dir() == (tmp_path / "env").resolve()
+    assert offline_cache_dir(tmp_path / "arg") == (tmp_path / "arg").resolve()
+    with pytest.raises(ValueError, match="unknown offline task 'nope'"):
+        load_offline_task("nope", cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_build_whole_suite(tmp_path):
+    """Builds every task into a fresh cache; reuses the archives of `$MUPPET_HF_CACHE/downloads` when there are."""
+    shared = os.environ.get(CACHE_ENV)
+    if shared and (Path(shared).expanduser() / "downloads").is_dir():
+        (tmp_path / "downloads").symlink_to((Path(shared).expanduser() / "downloads").resolve())
+    counts = build_offline_suite(cache_dir=tmp_path)
+    assert set(counts) == set(OFFLINE_TASKS)
+    for name, splits in counts.items():
+        assert all(splits[role] > 0 for role in ("train", "validation", "test")), (name, splits)
+    # A second call reuses the cache.
+    assert build_offline_suite(cache_dir=tmp_path, tasks=["vitaminc"]) == {"vitaminc": counts["vitaminc"]}
+    dataset = load_offline_task("squadshifts_reddit", cache_dir=tmp_path)
+    row = dataset["validation"][0]
+    for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"], strict=True):
+        assert row["context"][start : start + len(text)] == text
+
+
+def test_span_questions_asked_twice_pool_their_answers():
+    context = "Ann met Bob in Paris."
+    rows = [
+        {"context": context, "question": "Where?", "answers": {"text": ["Paris"], "answer_start": [15]}},
+        {
+            "context": context,
+            "question": "Where?",
+            "answers": {"text": ["in Paris", "Paris"], "answer_start": [12, 15]},
+        },
+    ]
+    drops = Counter()
+    (row,) = [row for split in split_rows(rows, "span_mrc", drops=drops).values() for row in split]
+    assert row["answers"] == {"text": ["in Paris", "Paris"], "answer_start": [12, 15]}
+    assert drops["repeated questions, answers pooled"] == 1
