@@ -35,26 +35,37 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from .collator import MuppetDataCollator
 from .losses import IGNORE_INDEX, log_n_scale
+from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
 from .modeling_muppet import MuppetForMultiTask
 from .r3f import embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
+from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
 from .training_args import MuppetTrainingArguments
 
 
 logger = logging.getLogger(__name__)
 
 MUPPET_STATE_NAME = "muppet_trainer_state.json"
-# Metrics each head type reports when a task names none (span and seq2seq report their loss only).
+# Metrics each head type reports when a task names none.
 DEFAULT_METRICS = {
     "classification": ["accuracy"],
     "regression": ["pearson", "spearman"],
     "multiple_choice": ["accuracy"],
     "token_classification": ["accuracy"],
-    "span": [],
-    "seq2seq": [],
+    "span": ["squad"],
+    "seq2seq": ["rouge"],
 }
-# Metrics computed from argmax predictions; others (squad, rouge, seqeval) need decoding and are not computed here.
+# Metrics computed from argmax predictions.
 SUPPORTED_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
+# Metrics of decoded text (`muppet_hf.metrics`), by the head type that produces it; other names (seqeval) are skipped.
+TEXT_METRICS = {"span": "squad", "seq2seq": "rouge"}
+# Columns of a span task's evaluation windows that SQuAD scoring reads (`prepare_task` keeps them off `train`).
+SPAN_SCORING_COLUMNS = ("example_id", "offset_mapping", "context", "answers")
+# Generation for ROUGE is the costly part of evaluation: by default only the first 256 examples of a split are
+# summarised (greedy), enough to follow training; pass `generation_max_examples=None` to score them all.
+DEFAULT_GENERATION_MAX_EXAMPLES = 256
+# As summarisation papers and the Hugging Face examples do, ROUGE compares Porter-stemmed words.
+ROUGE_USE_STEMMER = True
 
 
 class NonFiniteLossError(ValueError):
@@ -163,8 +174,17 @@ class MuppetTrainer(Trainer):
             checkpoint; its `pad_token_id` pads sub-batches.
         data_collator (`Callable`, *optional*): defaults to [`MuppetDataCollator`] built from the model's config.
         task_metrics (`dict[str, list[str]]`, *optional*): metric names per task (e.g. `TaskSpec.metrics`);
-            defaults by head type (accuracy; pearson/spearman for regression; loss only for span and seq2seq).
+            defaults by head type (accuracy; pearson/spearman for regression; `squad` for span; `rouge` for seq2seq).
         callbacks (`list[TrainerCallback]`, *optional*): extra callbacks.
+        generation_max_examples (`int`, *optional*, defaults to 256): `rouge` scores summaries of only the first
+            this many examples of each seq2seq evaluation split (greedy generation is slow); `None` scores all.
+        generation_max_new_tokens (`int`, *optional*, defaults to 64): length cap of generated summaries.
+
+    Evaluation: `squad` (span heads) post-processes the start/end logits of all windows of each question into an
+    answer and reports `exact_match` and `f1`; it needs the `example_id`, `offset_mapping`, `context` and `answers`
+    columns that `prepare_task` keeps on non-train splits, and lets a task with unanswerable questions (empty gold
+    lists, SQuAD 2.0) predict the empty answer. `rouge` (seq2seq heads) reports `rouge1`, `rouge2` and
+    `rougeL` of greedy generations, decoded with `processing_class`. Both are percentages.
 
     Logging: every `logging_steps`, `loss/<task>` (mean scaled loss of the task's sub-batches since the last log) and
     `examples_seen/<task>` (cumulative, all processes), averaged and flushed in `log()`.
@@ -182,6 +202,8 @@ class MuppetTrainer(Trainer):
         data_collator: Callable | None = None,
         task_metrics: dict[str, list[str]] | None = None,
         callbacks: list[TrainerCallback] | None = None,
+        generation_max_examples: int | None = DEFAULT_GENERATION_MAX_EXAMPLES,
+        generation_max_new_tokens: int = DEFAULT_MAX_TARGET_LENGTH,
         **kwargs,
     ):
         if not isinstance(model, MuppetForMultiTask):
@@ -206,11 +228,10 @@ class MuppetTrainer(Trainer):
             )
         self.head_types = {head: spec["type"] for head, spec in model.config.heads.items()}
         if data_collator is None:
-            pad_token_id = processing_class.pad_token_id if processing_class is not None else None
-            if pad_token_id is None:
-                pad_token_id = model.config.base_model_config.pad_token_id or 0
             data_collator = MuppetDataCollator(
-                task_heads=dict(model.config.tasks), head_types=self.head_types, pad_token_id=pad_token_id
+                task_heads=dict(model.config.tasks),
+                head_types=self.head_types,
+                pad_token_id=_pad_token_id(processing_class, model),
             )
         super().__init__(
             model=model,
@@ -225,6 +246,10 @@ class MuppetTrainer(Trainer):
         # Each sub-batch loss is a mean over its own examples; the Trainer must average the sub-batches of an update.
         self.loss_is_scaled_for_ga = False
         self.task_metrics = dict(task_metrics or {})
+        if generation_max_examples is not None and generation_max_examples < 1:
+            raise ValueError("MuppetTrainer: `generation_max_examples` must be at least 1, or None for all examples")
+        self.generation_max_examples = generation_max_examples
+        self.generation_max_new_tokens = generation_max_new_tokens
         self._metrics: dict[str, defaultdict[str, list[float]]] = {
             "train": defaultdict(list),
             "eval": defaultdict(list),
@@ -381,7 +406,8 @@ class MuppetTrainer(Trainer):
     ) -> dict[str, float]:
         """Evaluates every task on its own, reporting `<prefix>_<task>_loss` and `<prefix>_<task>_<metric>`.
 
-        The loss is on the training objective's scale (1/log n: 1.0 is a uniform guess on every head).
+        The loss is on the training objective's scale (1/log n: 1.0 is a uniform guess on every head). Span tasks
+        add `exact_match` and `f1` (metric `squad`), seq2seq tasks `rouge1`, `rouge2` and `rougeL` (metric `rouge`).
         """
         if isinstance(eval_dataset, str):
             eval_dataset = {eval_dataset: self.eval_dataset[eval_dataset]}
@@ -392,16 +418,8 @@ class MuppetTrainer(Trainer):
         for task, dataset in eval_dataset.items():
             if task not in self.model.config.tasks:
                 raise ValueError(f"evaluate: task {task!r} has no head in `model.config.tasks`")
-            head_type = self.head_types[self.model.config.tasks[task]]
-            names = [
-                name for name in self.task_metrics.get(task, DEFAULT_METRICS[head_type]) if name in SUPPORTED_METRICS
-            ]
             compute_metrics = self.compute_metrics
-            self.compute_metrics = (
-                partial(_metrics_of_prediction, metric_names=names)
-                if names and head_type not in ("span", "seq2seq")
-                else None
-            )
+            self.compute_metrics = self._task_compute_metrics(task, dataset)
             try:
                 results.update(
                     super().evaluate(MultiTaskDataset({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
@@ -410,23 +428,101 @@ class MuppetTrainer(Trainer):
                 self.compute_metrics = compute_metrics
         return results
 
+    def _metric_names(self, task: str) -> list[str]:
+        head_type = self.head_types[self.model.config.tasks[task]]
+        return list(self.task_metrics.get(task, DEFAULT_METRICS[head_type]))
+
+    def _task_compute_metrics(self, task: str, dataset: datasets.Dataset) -> Callable | None:
+        """The `compute_metrics` of one task's evaluation, or None when it reports its loss only."""
+        head_type = self.head_types[self.model.config.tasks[task]]
+        names = self._metric_names(task)
+        if head_type not in TEXT_METRICS:
+            names = [name for name in names if name in SUPPORTED_METRICS]
+            return partial(_metrics_of_prediction, metric_names=names) if names else None
+        metric = TEXT_METRICS[head_type]
+        if metric not in names:
+            return None
+        # A metric the task asked for must be computable; the head type's default is dropped quietly when not.
+        asked = task in self.task_metrics
+        if head_type == "span":
+            columns = dataset.column_names if isinstance(dataset, datasets.Dataset) else []
+            missing = [column for column in SPAN_SCORING_COLUMNS if column not in columns]
+            if missing:
+                if asked:
+                    raise ValueError(
+                        f"evaluate: task {task!r}, metric `squad` needs the columns {list(SPAN_SCORING_COLUMNS)} of "
+                        f"a non-train split made by `prepare_task`; the evaluation dataset lacks {missing}"
+                    )
+                return None
+            return partial(_squad_of_prediction, dataset=dataset.select_columns(list(SPAN_SCORING_COLUMNS)))
+        if self.processing_class is None:
+            if asked:
+                raise ValueError(
+                    f"evaluate: task {task!r}, metric `rouge` decodes generated summaries; give the trainer the "
+                    "tokenizer as `processing_class`"
+                )
+            return None
+        return partial(
+            _rouge_of_prediction,
+            tokenizer=self.processing_class,
+            pad_token_id=_pad_token_id(self.processing_class, self.model),
+        )
+
     def prediction_step(
         self, model: nn.Module, inputs: dict, prediction_loss_only: bool, ignore_keys: list[str] | None = None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
-        """Loss, predictions (class ids, regression values or token class ids) and labels of one task's sub-batch."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor | tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
+        """Loss, predictions and labels of one task's sub-batch.
+
+        Predictions are class ids, regression values or token class ids, with the labels. Span heads return
+        `(start_logits, end_logits)`, and as labels each window's row in its task's dataset (the gold answers are
+        texts, read from the dataset when scoring). Seq2seq heads whose task reports `rouge` return greedy
+        generations of the examples among the first `generation_max_examples` rows of the split (other rows are
+        all -100), with the target ids as labels.
+        """
         inputs = self._prepare_inputs(inputs)
         head_type = self.head_types[inputs["head"]]
         labels = inputs.get("labels")
         with torch.no_grad(), self.compute_loss_context_manager():
             loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
         loss = loss.detach()
-        if prediction_loss_only or head_type in ("span", "seq2seq"):
+        if prediction_loss_only:
             return loss, None, None
+        if head_type == "span":
+            rows = inputs.get("example_indices")
+            if rows is None:
+                return loss, None, None
+            return loss, (outputs.start_logits.detach(), outputs.end_logits.detach()), rows
+        if head_type == "seq2seq":
+            if "rouge" not in self._metric_names(inputs["task"]) or self.processing_class is None:
+                return loss, None, None
+            return loss, self._generate(model, inputs), labels
         if head_type == "regression":
             predictions = outputs.logits.view(-1)
         else:
             predictions = outputs.logits.argmax(dim=-1)
         return loss, predictions, labels
+
+    def _generate(self, model: nn.Module, inputs: dict) -> torch.Tensor:
+        """Greedy generations of the sub-batch's rows below `generation_max_examples`; other rows are all -100."""
+        rows = inputs["example_indices"]
+        chosen = torch.ones_like(rows, dtype=torch.bool)
+        if self.generation_max_examples is not None:
+            chosen = rows < self.generation_max_examples
+        generated = torch.full((rows.shape[0], 1), IGNORE_INDEX, dtype=torch.long, device=rows.device)
+        if not chosen.any():
+            return generated
+        attention_mask = inputs.get("attention_mask")
+        summaries = self.accelerator.unwrap_model(model).generate(
+            input_ids=inputs["input_ids"][chosen],
+            attention_mask=attention_mask[chosen] if attention_mask is not None else None,
+            max_new_tokens=self.generation_max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=_pad_token_id(self.processing_class, self.model),
+        )
+        generated = generated.new_full((rows.shape[0], summaries.shape[1]), IGNORE_INDEX)
+        generated[chosen] = summaries
+        return generated
 
     # ---- Checkpoints ----
 
@@ -513,8 +609,52 @@ class MuppetTrainer(Trainer):
         self.accelerator.wait_for_everyone()
 
 
+def _pad_token_id(tokenizer: PreTrainedTokenizerBase | None, model: MuppetForMultiTask) -> int:
+    """The tokenizer's padding id, else the backbone's, else 0."""
+    pad_token_id = tokenizer.pad_token_id if tokenizer is not None else None
+    return pad_token_id if pad_token_id is not None else (model.config.base_model_config.pad_token_id or 0)
+
+
 def _metrics_of_prediction(prediction: EvalPrediction, metric_names: list[str]) -> dict[str, float]:
     return compute_task_metrics(prediction.predictions, prediction.label_ids, metric_names)
+
+
+def _squad_of_prediction(prediction: EvalPrediction, dataset: datasets.Dataset) -> dict[str, float]:
+    """SQuAD exact match and F1 of a span task, from the start/end logits of its windows (rows of `dataset`)."""
+    start_logits, end_logits = prediction.predictions
+    # Rows come from every process, padded with -100 to the longest window; a row may repeat where the last batch
+    # was evened out across processes.
+    rows, first = np.unique(np.asarray(prediction.label_ids).reshape(-1), return_index=True)
+    windows = dataset[rows.tolist()]
+    contexts, answers = {}, {}
+    for example_id, context, gold in zip(windows["example_id"], windows["context"], windows["answers"], strict=True):
+        contexts[example_id], answers[example_id] = context, gold["text"]
+    predicted = postprocess_span_predictions(
+        start_logits[first],
+        end_logits[first],
+        windows["example_id"],
+        windows["offset_mapping"],
+        contexts,
+        # Tasks with unanswerable questions (SQuAD 2.0) may predict the empty answer.
+        null_answers=any(not texts for texts in answers.values()),
+    )
+    return squad_scores([predicted[example_id] for example_id in answers], list(answers.values()))
+
+
+def _rouge_of_prediction(
+    prediction: EvalPrediction, tokenizer: PreTrainedTokenizerBase, pad_token_id: int
+) -> dict[str, float]:
+    """ROUGE of the generated summaries against the targets; rows that were not generated (all -100) are skipped."""
+    generated = np.asarray(prediction.predictions)
+    targets = np.asarray(prediction.label_ids)
+    chosen = (generated != IGNORE_INDEX).any(axis=-1)
+    if not chosen.any():
+        return {}
+    generated = np.where(generated[chosen] == IGNORE_INDEX, pad_token_id, generated[chosen])
+    targets = np.where(targets[chosen] == IGNORE_INDEX, pad_token_id, targets[chosen])
+    summaries = tokenizer.batch_decode(generated.tolist(), skip_special_tokens=True)
+    references = tokenizer.batch_decode(targets.tolist(), skip_special_tokens=True)
+    return rouge_scores(summaries, references, use_stemmer=ROUGE_USE_STEMMER)
 
 
 __all__ = ["MuppetTrainer", "NonFiniteLossCallback", "NonFiniteLossError", "compute_task_metrics"]
