@@ -4,6 +4,7 @@ Everything runs through `datasets.Dataset.map(batched=True)` with fast tokenizer
 files next to the source data and a second run reuses them.
 """
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,9 @@ from .spec import SUFFIX_FORMATS, TaskSpec
 
 logger = logging.getLogger(__name__)
 
+# datasets fingerprints module-level functions by name, not code: without the digest of this file in the tokenize
+# map's fingerprint (passed as a keyword argument), an edit here would reuse stale cached features.
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 # A summary is capped separately from its document: targets are short, documents long.
 DEFAULT_MAX_TARGET_LENGTH = 64
 
@@ -191,9 +195,17 @@ def _tokenize_multiple_choice(batch, tokenizer, max_length, spec, **_):
 
 
 def _tokenize_span(batch, tokenizer, max_length, spec, doc_stride, keep_offsets, stats, **_):
-    # SQuAD-style windows: question first, context truncated with overlapping strides.
+    # SQuAD-style windows: question first, context truncated with overlapping strides. Every window must leave the
+    # context more room than the stride, so overlong questions are cut to half of what is left (and counted).
+    max_question_tokens = max(1, (max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride) // 2)
+    questions = [question.lstrip() for question in batch["question"]]
+    encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+    for index, offsets in enumerate(encoded["offset_mapping"]):
+        if len(offsets) > max_question_tokens:
+            questions[index] = questions[index][: offsets[max_question_tokens - 1][1]]
+            stats["question_truncated"] = stats.get("question_truncated", 0) + 1
     features = tokenizer(
-        [question.lstrip() for question in batch["question"]],
+        questions,
         batch["context"],
         truncation="only_second",
         max_length=max_length,
@@ -223,7 +235,11 @@ def _tokenize_span(batch, tokenizer, max_length, spec, doc_stride, keep_offsets,
         features["example_id"].append(str(batch["id"][sample]))
         if keep_offsets:
             offsets[index] = [offset if sequence_ids[i] == 1 else None for i, offset in enumerate(offsets[index])]
-    if not keep_offsets:
+    if keep_offsets:
+        # Scoring maps predicted token spans back to context characters and compares them with the gold texts.
+        features["context"] = [batch["context"][sample] for sample in sample_map]
+        features["answers"] = [batch["answers"][sample] for sample in sample_map]
+    else:
         features.pop("offset_mapping")
         features.pop("example_id")
     return features
@@ -296,8 +312,8 @@ def prepare_task(
         raw (`datasets.DatasetDict`, *optional*): source rows already loaded (skips `load_raw`).
 
     Returns:
-        `datasets.DatasetDict` of tokenized features. Span MRC splits other than `train` also keep `offset_mapping`
-        and `example_id` for SQuAD scoring.
+        `datasets.DatasetDict` of tokenized features. Span MRC splits other than `train` also keep `offset_mapping`,
+        `example_id`, `context` and `answers` (per window) for SQuAD scoring.
     """
     if not tokenizer.is_fast:
         raise ValueError(f"task {spec.name!r}: preprocessing needs a fast tokenizer (offsets, word ids)")
@@ -326,6 +342,7 @@ def prepare_task(
                 "keep_offsets": split != "train",
                 "max_target_length": max_target_length,
                 "stats": stats,
+                "source_digest": _SOURCE_DIGEST,
             },
             desc=f"{spec.name}: tokenize ({split})",
         )
@@ -335,5 +352,14 @@ def prepare_task(
                 spec.name,
                 split,
                 stats["answer_outside_window"],
+            )
+        if stats.get("question_truncated"):
+            logger.warning(
+                "task %s (%s): %d questions were longer than half a window (max_length %d, doc_stride %d) and cut",
+                spec.name,
+                split,
+                stats["question_truncated"],
+                max_length,
+                doc_stride,
             )
     return datasets.DatasetDict(prepared)
