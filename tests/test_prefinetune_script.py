@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from muppet_hf import MuppetForMultiTask
-from muppet_hf.export import read_run_metadata
+from muppet_hf.export import check_model_card, read_run_metadata
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +68,8 @@ def test_tiny_recipe_trains_evaluates_and_writes_a_checkpoint(tmp_path):
     run = read_run_metadata(output_dir)
     assert run.tasks["tiny_choice"].metrics["accuracy"] == metrics["tiny_choice"]["accuracy"]
     assert run.batching["mode"] == "heterogeneous"
+    card = check_model_card(output_dir / "README.md")
+    assert "tiny_choice" in card.text
 
 
 @pytest.mark.multiprocess

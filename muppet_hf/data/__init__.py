@@ -3,6 +3,7 @@
 from .offline_suite import (
     ARCHIVES,
     DOWNSTREAM_TASKS,
+    OFFLINE_BACKBONE,
     OFFLINE_TASKS,
     OfflineTask,
     SourceArchive,
@@ -10,12 +11,14 @@ from .offline_suite import (
     default_backbone_path,
     load_offline_task,
     offline_cache_dir,
+    resolve_model_path,
 )
 
 
 __all__ = [
     "ARCHIVES",
     "DOWNSTREAM_TASKS",
+    "OFFLINE_BACKBONE",
     "OFFLINE_TASKS",
     "OfflineTask",
     "SourceArchive",
@@ -23,4 +26,5 @@ __all__ = [
     "default_backbone_path",
     "load_offline_task",
     "offline_cache_dir",
+    "resolve_model_path",
 ]

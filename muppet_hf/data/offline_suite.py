@@ -377,6 +377,23 @@ def default_backbone_path(cache_dir: str | os.PathLike | None = None) -> Path:
     return _atomic_dir(final, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
 
 
+# The name recipes and scripts use for the default offline backbone; `resolve_model_path` turns it into the folder.
+OFFLINE_BACKBONE = f"offline:{BACKBONE_NAME}"
+
+
+def resolve_model_path(name_or_path: str | None, cache_dir: str | os.PathLike | None = None) -> str | None:
+    """Maps `offline:all-MiniLM-L6-v2` to its cached model folder (fetching it once); returns anything else as is.
+
+    Recipes name the offline backbone this way so they hold no machine-specific path; Hub ids and folders pass
+    through untouched to `from_pretrained`.
+    """
+    if name_or_path is None or not name_or_path.startswith("offline:"):
+        return name_or_path
+    if name_or_path != OFFLINE_BACKBONE:
+        raise ValueError(f"unknown offline backbone {name_or_path!r}; the offline backbone is {OFFLINE_BACKBONE!r}")
+    return str(default_backbone_path(cache_dir))
+
+
 # Splitting and deduplication -----------------------------------------------------------------------------------------
 
 # What identifies an example (dedupe) and what keeps related examples together (split). Span MRC and summarization

@@ -1,0 +1,125 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from muppet_hf import MuppetForMultiTask
+from muppet_hf.data import OFFLINE_BACKBONE, load_offline_task, offline_cache_dir
+
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prefinetune(output_dir: Path, *flags: str) -> dict:
+    script = load_script("prefinetune")
+    return script.main(*script.parse_args(["--output_dir", str(output_dir), "--report_to", "none", *flags]))
+
+
+def finetune(output_dir: Path, *flags: str) -> dict:
+    script = load_script("finetune")
+    results = script.main(*script.parse_args(["--output_dir", str(output_dir), "--report_to", "none", *flags]))
+    assert json.loads((output_dir / "finetune_metrics.json").read_text()) == results
+    return results
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("tiny") / "muppet"
+    prefinetune(output_dir, "--config", str(TINY_RECIPE), "--max_steps", "2")
+    return output_dir
+
+
+def test_shared_span_head_is_reused_and_other_heads_dropped(tiny_checkpoint, tmp_path):
+    script = load_script("finetune")
+    flags = ["--model_name_or_path", str(tiny_checkpoint), "--task", str(REPO / "training/data/tiny/tiny_qa.yaml")]
+    args, _ = script.parse_args([*flags, "--output_dir", str(tmp_path / "unused")])
+    model, reused = script.load_model(args, script.get_task(args.task))
+    assert reused
+    pre = MuppetForMultiTask.from_pretrained(tiny_checkpoint)
+    for name, tensor in pre.heads["span"].state_dict().items():
+        assert (model.heads["span"].state_dict()[name] == tensor).all(), name
+
+    results = finetune(tmp_path / "ft", *flags, "--max_steps", "1", "--use_cpu", "true", "--save_strategy", "no")
+    assert results["head"] == "span" and results["head_reused"] is True
+    assert {"loss", "exact_match", "f1"} <= set(results["metrics"]["validation"])
+    model = MuppetForMultiTask.from_pretrained(tmp_path / "ft")
+    assert set(model.config.heads) == {"span"} and model.config.tasks == {"tiny_qa": "span"}
+
+
+def test_reuse_head_false_starts_fresh_and_fraction_subsamples(tiny_checkpoint, tmp_path):
+    common = [
+        "--model_name_or_path",
+        str(tiny_checkpoint),
+        "--task",
+        str(REPO / "training/data/tiny/tiny_sentiment.yaml"),
+    ]
+    common += ["--max_steps", "1", "--use_cpu", "true", "--save_strategy", "no"]
+    full = finetune(tmp_path / "full", *common)
+    assert full["head_reused"] is True
+    fresh = finetune(tmp_path / "fresh", *common, "--reuse_head", "false", "--train_fraction", "0.5")
+    assert fresh["head_reused"] is False
+    assert fresh["train_examples"] == round(full["train_examples"] * 0.5)
+
+
+def test_fraction_must_be_in_range(tmp_path):
+    script = load_script("finetune")
+    with pytest.raises(ValueError, match="train_fraction"):
+        script.parse_args(["--model_name_or_path", "x", "--task", "x", "--train_fraction", "0", "--output_dir", "y"])
+
+
+def test_incompatible_head_is_a_clear_error(tiny_checkpoint, tmp_path):
+    spec_file = tmp_path / "tiny_choice_as_classes.yaml"
+    spec_file.write_text(
+        f"include: {REPO / 'training/data/tiny/tiny_sentiment.yaml'}\nname: other\nhead: tiny_sentiment\n"
+        "label_names: [a, b, c]\n"
+    )
+    with pytest.raises(ValueError, match=r"other.*field `head`.*--reuse_head false"):
+        finetune(
+            tmp_path / "bad", "--model_name_or_path", str(tiny_checkpoint), "--task", str(spec_file),
+            "--max_steps", "1", "--use_cpu", "true",
+        )  # fmt: skip
+
+
+def _offline_suite_ready() -> bool:
+    try:
+        load_offline_task("squadshifts_reddit")
+    except (FileNotFoundError, ValueError):
+        return False
+    return (offline_cache_dir() / "backbones").is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _offline_suite_ready(), reason="needs `muppet-hf data build offline-suite` (CI runs it first)")
+def test_real_minilm_prefinetune_then_finetune_held_out_with_head_reuse(tmp_path):
+    """Real MiniLM, real tasks of three families, a few steps; then a held-out MRC task re-uses the span head."""
+    tasks = ["rotten_tomatoes", "bb_social_iqa", "squad_v1_dev"]
+    metrics = prefinetune(
+        tmp_path / "muppet",
+        "--model_name_or_path", OFFLINE_BACKBONE, "--tasks", *tasks,
+        "--max_steps", "3", "--per_device_train_batch_size", "4", "--tasks_per_update", "3",
+        "--max_train_examples", "32", "--max_eval_examples", "8", "--max_length", "96",
+        "--use_cpu", "true", "--save_strategy", "no",
+    )  # fmt: skip
+    assert set(metrics) == set(tasks)
+    assert {"accuracy", "loss"} <= set(metrics["bb_social_iqa"]) and "f1" in metrics["squad_v1_dev"]
+    common = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--max_eval_examples", "8"]
+    common += ["--max_length", "96", "--use_cpu", "true", "--save_strategy", "no"]
+    reused = finetune(
+        tmp_path / "reddit", "--model_name_or_path", str(tmp_path / "muppet"), "--task", "squadshifts_reddit",
+        "--train_fraction", "0.002", *common,
+    )  # fmt: skip
+    assert reused["head_reused"] is True and 0 <= reused["metrics"]["validation"]["f1"] <= 100
+    base = finetune(
+        tmp_path / "base", "--model_name_or_path", OFFLINE_BACKBONE, "--task", "strategyqa",
+        "--train_fraction", "0.01", *common,
+    )  # fmt: skip
+    assert base["head_reused"] is False and 0 <= base["metrics"]["validation"]["accuracy"] <= 1

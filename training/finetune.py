@@ -1,0 +1,198 @@
+"""Fine-tunes a base backbone or a Muppet checkpoint on one task, re-using the pre-finetuned head when there is one.
+
+The paper (arXiv 2101.11038, §4) fine-tunes Muppet models on each downstream task; when the task was seen in
+pre-finetuning its head is kept, and tasks of a shared head type (multiple choice, span MRC) start from the shared
+head. Here that happens by default (`--reuse_head false` starts from a fresh head instead):
+
+```bash
+# From the pre-finetuned checkpoint of the main job, on a held-out task with 10% of its training data:
+python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --task presuppositions_as_nli \
+    --train_fraction 0.1 --seed 1 --output_dir runs/ft/muppet-pnli-10-s1
+
+# The same from the base backbone (the baseline):
+python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task presuppositions_as_nli \
+    --train_fraction 0.1 --seed 1 --output_dir runs/ft/base-pnli-10-s1
+
+# Recipes work as in prefinetune.py: --config training/recipes/finetune.yaml, flags override.
+```
+
+The output folder holds the fine-tuned model and `finetune_metrics.json`: the task, the starting model, whether the
+head was re-used, the training-set size, the seed and the metrics of each evaluated split.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoConfig, AutoTokenizer, set_seed
+
+from muppet_hf import MuppetForMultiTask
+from muppet_hf.data import resolve_model_path
+from muppet_hf.parser import MuppetArgumentParser
+from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
+from muppet_hf.trainer import MuppetTrainer
+from muppet_hf.training_args import MuppetTrainingArguments
+
+
+logger = logging.getLogger("muppet_hf.finetune")
+METRICS_FILE = "finetune_metrics.json"
+
+
+@dataclass
+class FinetuneArguments:
+    """Arguments of the fine-tuning script that are not training arguments.
+
+    Args:
+        task (`str`): a registry task name (`muppet-hf tasks list`) or a task YAML path.
+        model_name_or_path (`str`): a Muppet checkpoint (its heads can be re-used), or a plain backbone (Hub id,
+            folder, or `offline:all-MiniLM-L6-v2`).
+        tokenizer_name_or_path (`str`, *optional*): defaults to `model_name_or_path`.
+        reuse_head (`bool`, *optional*, defaults to `True`): start from the checkpoint's head for this task (its own
+            head if the task was pre-finetuned on, else the shared head of its type) when the checkpoint has one.
+        train_fraction (`float`, *optional*, defaults to 1.0): share of the training split to train on; the subset
+            is drawn with `--seed`, so every seed sees a different low-resource sample.
+        max_length (`int`, *optional*, defaults to 128), doc_stride (`int`, *optional*, defaults to 48): as in
+            pre-finetuning.
+        max_train_examples, max_eval_examples (`int`, *optional*): caps applied before `train_fraction`.
+        eval_splits (`list[str]`, *optional*, defaults to `["validation"]`): splits evaluated after training.
+        trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the model.
+    """
+
+    task: str = field(metadata={"help": "Task name from the registry or a task YAML path."})
+    model_name_or_path: str = field(metadata={"help": "Muppet checkpoint or plain backbone to start from."})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Defaults to model_name_or_path."})
+    reuse_head: bool = field(default=True, metadata={"help": "Re-use the checkpoint's head for this task's head."})
+    train_fraction: float = field(default=1.0, metadata={"help": "Share of the training split to use, in (0, 1]."})
+    max_length: int = field(default=128, metadata={"help": "Token cap per example."})
+    doc_stride: int = field(default=48, metadata={"help": "Window overlap of long MRC contexts."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training examples."})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "Cap on evaluation examples per split."})
+    eval_splits: list[str] = field(default_factory=lambda: ["validation"], metadata={"help": "Splits to evaluate."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the model."})
+
+    def __post_init__(self):
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"field `train_fraction` must be in (0, 1], got {self.train_fraction}")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, MuppetTrainingArguments]:
+    """Parses `--config <recipe.yaml>` as defaults, then the remaining flags on top of them."""
+    parser = MuppetArgumentParser((FinetuneArguments, MuppetTrainingArguments))
+    finetune_args, training_args, _ = parser.parse_args_and_config(argv)
+    finetune_args.model_name_or_path = resolve_model_path(finetune_args.model_name_or_path)
+    finetune_args.tokenizer_name_or_path = resolve_model_path(finetune_args.tokenizer_name_or_path)
+    return finetune_args, training_args
+
+
+def is_muppet_checkpoint(name_or_path: str, trust_remote_code: bool = False) -> bool:
+    return AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code).model_type == "muppet"
+
+
+def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tuple[MuppetForMultiTask, bool]:
+    """The model to fine-tune with exactly one head, the task's; returns it and whether that head was re-used."""
+    wanted = spec.head_spec()
+    if not is_muppet_checkpoint(args.model_name_or_path, args.trust_remote_code):
+        model = MuppetForMultiTask.from_backbone(
+            args.model_name_or_path,
+            heads={spec.head: wanted},
+            trust_remote_code=args.trust_remote_code,
+            spectral_norm=r4f,
+        )
+        model.config.tasks = {spec.name: spec.head}
+        return model, False
+
+    model = MuppetForMultiTask.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+    existing = model.config.heads.get(spec.head)
+    reused = args.reuse_head and existing is not None
+    if reused and (existing["type"], existing.get("num_labels")) != (wanted["type"], wanted.get("num_labels")):
+        raise ValueError(
+            f"{spec.file}: task {spec.name!r}, field `head`: the checkpoint's head {spec.head!r} is {existing} but "
+            f"the task needs {wanted}; rename the task's head or pass --reuse_head false to train a fresh one"
+        )
+    for name in list(model.config.heads):
+        # Only the task's head is trained; the others would sit idle (and upset DDP's unused-parameter check).
+        if name != spec.head or not reused:
+            model.remove_head(name)
+    if not reused:
+        model.add_head(spec.head, wanted["type"], wanted.get("num_labels"), wanted.get("label_names"))
+    model.config.tasks = {spec.name: spec.head}
+    return model, reused
+
+
+def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dict:
+    """Fine-tunes, evaluates and writes the model and `finetune_metrics.json`; returns what that file holds."""
+    spec = get_task(args.task)
+    set_seed(training_args.seed)
+    tokenizer = AutoTokenizer.from_pretrained(
+        args.tokenizer_name_or_path or args.model_name_or_path, trust_remote_code=args.trust_remote_code
+    )
+    model, reused = load_model(args, spec, r4f=training_args.r4f)
+    logger.info("task %s: head %r %s", spec.name, spec.head, "re-used from the checkpoint" if reused else "fresh")
+
+    splits = ["train", *[split for split in args.eval_splits if split != "train"]]
+    with training_args.main_process_first(desc="tokenize task"):
+        raw = load_raw(spec, splits)
+        missing = [split for split in splits if split not in raw]
+        if missing:
+            raise ValueError(f"{spec.file}: task {spec.name!r} has no {missing} split(s) (field `source.splits`)")
+        available = (
+            len(raw["train"]) if args.max_train_examples is None else min(len(raw["train"]), args.max_train_examples)
+        )
+        train_examples = max(1, round(available * args.train_fraction))
+        caps = {"train": train_examples, **dict.fromkeys(args.eval_splits, args.max_eval_examples)}
+        prepared = prepare_task(
+            spec,
+            tokenizer,
+            max_length=args.max_length,
+            doc_stride=args.doc_stride,
+            splits=splits,
+            max_examples=caps,
+            seed=training_args.seed,
+            raw=raw,
+        )
+
+    trainer = MuppetTrainer(
+        model=model,
+        args=training_args,
+        train_dataset={spec.name: prepared["train"]},
+        eval_dataset={spec.name: prepared[args.eval_splits[0]]} if args.eval_splits else None,
+        processing_class=tokenizer,
+        task_metrics={spec.name: list(spec.metrics)},
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+
+    results = {
+        "task": spec.name,
+        "model_name_or_path": args.model_name_or_path,
+        "head": spec.head,
+        "head_reused": reused,
+        "train_fraction": args.train_fraction,
+        "train_examples": train_examples,
+        "seed": training_args.seed,
+        "train_runtime": train_result.metrics.get("train_runtime"),
+        "train_loss": train_result.metrics.get("train_loss"),
+        "metrics": {},
+    }
+    for split in args.eval_splits:
+        metrics = trainer.evaluate({spec.name: prepared[split]}, metric_key_prefix=split)
+        prefix = f"{split}_{spec.name}_"
+        results["metrics"][split] = {
+            key[len(prefix) :]: value
+            for key, value in metrics.items()
+            if key.startswith(prefix) and not key.endswith(("_runtime", "_per_second"))
+        }
+        trainer.log_metrics(split, metrics)
+    if trainer.is_world_process_zero():
+        path = Path(training_args.output_dir) / METRICS_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    return results
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    main(*parse_args())
