@@ -1,0 +1,210 @@
+"""Smoke tests of the miniature experiments in evaluation/, end to end with the tiny setup.
+
+The tiny recipe pre-finetunes a random tiny BERT saved to a folder (so the base model and the pre-finetuned ones start
+from the same weights), and two tiny tasks stand in for the held-out ones. Runs go in-process (`--in_process`) to skip
+an interpreter start-up per run; one slow test runs a script and its runs as child processes, as by default.
+"""
+
+import ast
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.testing_utils import tiny_config, tiny_tokenizer
+
+
+REPO = Path(__file__).resolve().parent.parent
+EVALUATION = REPO / "evaluation"
+TINY = REPO / "training" / "data" / "tiny"
+TINY_RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
+SCRIPTS = ("transfer", "scaling", "batching", "ablations")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def load_script(monkeypatch):
+    """Loads evaluation/<name>.py as a module; the scripts import their sibling `common`, as when run directly."""
+    monkeypatch.syspath_prepend(str(EVALUATION))
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"evaluation_{name}", EVALUATION / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> Path:
+    """A tiny random BERT folder with the tiny tokenizer: the base model of every smoke run."""
+    path = tmp_path_factory.mktemp("tiny") / "base"
+    MuppetForMultiTask(MuppetConfig(base_model_config=tiny_config(), heads={})).save_backbone(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Ops of a tiny model are far too small for several OpenMP threads: on a busy 2-core machine they cost seconds
+    # per step instead of milliseconds.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_flags(tiny_base: Path, output_dir: Path, *tasks: str) -> list[str]:
+    return [
+        "--recipe", str(TINY_RECIPE), "--backbone", str(tiny_base), "--output_dir", str(output_dir),
+        "--tasks", *[str(TINY / f"{task}.yaml") for task in tasks], "--finetune_args=--max_steps 2", "--in_process",
+    ]  # fmt: skip
+
+
+def check_results(output_dir: Path, plots: list[str], runs: int, aggregates: int, seeds: int) -> dict:
+    """results.json has the expected runs and aggregates with finite scores, and the plots are PNG files."""
+    results = json.loads((output_dir / "results.json").read_text())
+    assert len(results["runs"]) == runs and len(results["aggregates"]) == aggregates
+    for run in results["runs"]:
+        assert math.isfinite(run["score"]) and 0 <= run["score"] <= 100, run
+        assert (Path(run["output_dir"]) / "run.log").is_file()
+        assert not list(Path(run["output_dir"]).glob("*.safetensors")), "fine-tuned weights are dropped by default"
+    for entry in results["aggregates"]:
+        assert entry["n"] == seeds and entry["metric"] in ("accuracy", "f1")
+        assert all(math.isfinite(entry[key]) for key in ("mean", "std", "min", "max")), entry
+    assert "| task |" in (output_dir / "results.md").read_text()
+    for plot in plots:
+        assert (output_dir / plot).read_bytes()[:8] == PNG_SIGNATURE, plot
+    return results
+
+
+def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, tmp_path, capsys):
+    script = load_script("transfer")
+    flags = tiny_flags(tiny_base, tmp_path / "transfer", "tiny_sentiment", "tiny_qa")
+    flags += ["--muppet_checkpoint", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 2"]
+    flags += ["--fractions", "0.5", "1.0", "--seeds", "1", "2"]
+    results = script.main(script.parse_args(flags))
+
+    # 2 models x 2 tasks x 2 fractions x 2 seeds; aggregates over seeds; one muppet - base per task and fraction.
+    check_results(tmp_path / "transfer", ["transfer.png", "transfer_delta.png"], runs=16, aggregates=8, seeds=2)
+    assert (tmp_path / "muppet" / "config.json").is_file(), "the missing checkpoint is pre-finetuned from --recipe"
+    assert len(results["deltas"]) == 4 and all(math.isfinite(entry["delta"]) for entry in results["deltas"])
+    reused = {(run["model"], run["task"]): run["head_reused"] for run in results["runs"]}
+    assert reused[("muppet", "tiny_qa")] and not reused[("base", "tiny_qa")]
+    assert {run["train_examples"] for run in results["runs"] if run["task"] == "tiny_sentiment"} == {20, 40}
+    table = capsys.readouterr().out
+    assert "| tiny_qa | f1 | 50% |" in table
+
+    again = script.main(script.parse_args(flags))
+    assert capsys.readouterr().out.count("skipped (done)") == 16
+    assert [run["score"] for run in again["runs"]] == [run["score"] for run in results["runs"]]
+    changed = [flag.replace("--max_steps 2", "--max_steps 1") for flag in flags]
+    with pytest.raises(ValueError, match="another command"):
+        script.main(script.parse_args(changed))
+
+
+def test_scaling_pre_finetunes_nested_subsets_and_includes_the_base_model(load_script, tiny_base, tmp_path):
+    script = load_script("scaling")
+    flags = tiny_flags(tiny_base, tmp_path / "scaling", "tiny_sentiment", "tiny_qa")
+    results = script.main(
+        script.parse_args([*flags, "--num_tasks", "1", "3", "--prefinetune_steps", "2", "--seeds", "1"])
+    )
+
+    # 3 models (base, 1 task, 3 tasks) x 2 tasks x 1 fraction x 1 seed.
+    check_results(tmp_path / "scaling", ["scaling.png"], runs=6, aggregates=6, seeds=1)
+    assert sorted({entry["num_tasks"] for entry in results["aggregates"]}) == [0, 1, 3]
+    subsets = [
+        yaml.safe_load(Path(record["output_dir"], "recipe.yaml").read_text()) for record in results["prefinetune"]
+    ]
+    assert [len(recipe["tasks"]) for recipe in subsets] == [1, 3]
+    assert subsets[1]["tasks"][:1] == subsets[0]["tasks"], "subsets are nested"
+    assert all(recipe["max_steps"] == 2 and recipe["model_name_or_path"] == str(tiny_base) for recipe in subsets)
+    assert all("backbone_config" not in recipe for recipe in subsets)
+
+
+def test_nested_order_mixes_families_from_the_first_tasks(load_script):
+    script = load_script("scaling")
+    common = sys.modules["common"]
+    tasks = common.load_recipe("training/recipes/offline_suite.yaml")["tasks"]
+    order = script.nested_task_order(tasks)
+    assert sorted(order) == sorted(tasks) and len(tasks) == 23
+    assert len({script.get_task(task).family for task in order[:4]}) == 4
+
+
+def test_batching_gives_every_strategy_the_same_examples(load_script, tiny_base, tmp_path):
+    script = load_script("batching")
+    flags = tiny_flags(tiny_base, tmp_path / "batching", "tiny_qa") + ["--seeds", "1"]
+    results = script.main(script.parse_args([*flags, "--prefinetune_steps", "3", "--prefinetune_batch_size", "4"]))
+
+    check_results(tmp_path / "batching", ["batching.png"], runs=3, aggregates=3, seeds=1)
+    # Tiny recipe: 3 tasks, 3 sub-batches per update; 1 update per task of 3 sub-batches of 4 examples.
+    assert results["budget"] == {"max_steps": 3, "max_examples_per_task": 12}
+    recipes = {
+        record["variant"]: yaml.safe_load(Path(record["output_dir"], "recipe.yaml").read_text())
+        for record in results["prefinetune"]
+    }
+    assert {name: recipe["batching"] for name, recipe in recipes.items()} == {
+        mode: mode for mode in ("dataset_homogeneous", "batch_homogeneous", "heterogeneous")
+    }
+    log = Path(results["prefinetune"][0]["output_dir"], "run.log").read_text()
+    assert "drew sub-batches of tasks ['tiny_sentiment', 'tiny_sentiment', 'tiny_sentiment', 'tiny_choice'" in log
+
+
+def test_ablations_set_both_ablated_fields_in_every_variant(load_script, tiny_base, tmp_path):
+    script = load_script("ablations")
+    flags = tiny_flags(tiny_base, tmp_path / "ablations", "tiny_sentiment")
+    results = script.main(script.parse_args([*flags, "--prefinetune_steps", "2", "--seeds", "1", "2"]))
+
+    check_results(tmp_path / "ablations", ["ablations.png"], runs=6, aggregates=3, seeds=2)
+    settings = {
+        record["variant"]: yaml.safe_load(Path(record["output_dir"], "recipe.yaml").read_text())
+        for record in results["prefinetune"]
+    }
+    assert {name: (recipe["loss_scaling"], recipe["r3f_lambda"]) for name, recipe in settings.items()} == {
+        "baseline": ("log_n", 0.0),
+        "no_loss_scaling": ("none", 0.0),
+        "r3f": ("log_n", 1.0),
+    }
+    assert all(math.isfinite(record["train_runtime"]) for record in results["prefinetune"])
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_docstring_holds_the_default_and_the_smoke_command(name):
+    docstring = ast.get_docstring(ast.parse((EVALUATION / f"{name}.py").read_text()))
+    assert f"python evaluation/{name}.py --output_dir runs/evaluation/{name}" in docstring
+    assert "--recipe training/recipes/tiny.yaml" in docstring
+
+
+def test_aggregate_mean_and_sample_std(load_script):
+    load_script("transfer")
+    common = sys.modules["common"]
+    runs = [
+        {"model": "m", "task": "t", "train_fraction": 1.0, "metric": "f1", "seed": seed, "score": score}
+        for seed, score in ((1, 10.0), (2, 14.0))
+    ]
+    (entry,) = common.aggregate(runs)
+    assert (entry["n"], entry["mean"], entry["std"]) == (2, 12.0, pytest.approx(2**0.5 * 2))
+    assert common.aggregate(runs[:1])[0]["std"] == 0.0
+
+
+@pytest.mark.slow
+def test_transfer_as_a_command_with_child_processes(tiny_base, tmp_path):
+    command = [
+        sys.executable, str(EVALUATION / "transfer.py"), *tiny_flags(tiny_base, tmp_path / "transfer", "tiny_qa")[:-1],
+        "--muppet_checkpoint", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 2", "--fractions", "1.0",
+        "--seeds", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| tiny_qa | f1 | 100% |" in result.stdout
+    check_results(tmp_path / "transfer", ["transfer.png", "transfer_delta.png"], runs=2, aggregates=2, seeds=1)
