@@ -23,6 +23,18 @@ __version__ = "0.1.0.dev0"
 AutoConfig.register(MuppetConfig.model_type, MuppetConfig, exist_ok=True)
 AutoModel.register(MuppetConfig, MuppetForMultiTask, exist_ok=True)
 
+# The trainer pulls in `transformers.Trainer` (accelerate, datasets); it is imported on first use only.
+_LAZY = {"MuppetTrainer": ".trainer", "MuppetTrainingArguments": ".training_args"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "MuppetClassificationHead",
     "MuppetConfig",
@@ -33,6 +45,8 @@ __all__ = [
     "MuppetSeq2SeqHead",
     "MuppetSpanHead",
     "MuppetTokenClassificationHead",
+    "MuppetTrainer",
+    "MuppetTrainingArguments",
     "RunMetadata",
     "TaskRecord",
     "export_checkpoint",
