@@ -7,6 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
@@ -537,6 +538,8 @@ class _FakeHub(BaseHTTPRequestHandler):
 def test_push_against_a_local_endpoint(tmp_path, monkeypatch):
     """`create_repo` goes over HTTP to a local fake Hub; `upload_folder` (LFS/xet transfers) is captured instead."""
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    # CI runs with HF_HUB_OFFLINE=1, which huggingface_hub reads at import; the local server stands in for a network.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
