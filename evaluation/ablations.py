@@ -30,16 +30,11 @@ from pathlib import Path
 
 from common import (
     PrefinetuneBudgetArguments,
-    aggregate,
-    experiment_payload,
-    held_out_names,
     load_recipe,
-    plot_bars,
+    report_variants,
     run_variants,
-    score_table,
     task_names,
     warn_if_not_held_out,
-    write_results,
 )
 from transformers import HfArgumentParser
 
@@ -80,16 +75,10 @@ def main(args: AblationArguments) -> dict:
     }
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 
-    aggregates = aggregate(runs)
-    tasks = held_out_names(args)
-    plot_bars(
-        aggregates, experiment_dir / "ablations.png", tasks, list(models),
+    return report_variants(
+        "ablations", experiment_dir, args, models, records, runs,
         title=f"Ablations: held-out score ({100 * args.fraction:g}% of training data)",
     )  # fmt: skip
-    table = score_table(aggregates, list(models), tasks, args.fraction)
-    payload = experiment_payload("ablations", args, runs, aggregates, models=models, prefinetune=records)
-    write_results(experiment_dir, payload, table)
-    return payload
 
 
 if __name__ == "__main__":

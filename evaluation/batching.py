@@ -32,16 +32,11 @@ from pathlib import Path
 
 from common import (
     PrefinetuneBudgetArguments,
-    aggregate,
-    experiment_payload,
-    held_out_names,
     load_recipe,
-    plot_bars,
+    report_variants,
     run_variants,
-    score_table,
     task_names,
     warn_if_not_held_out,
-    write_results,
 )
 from transformers import HfArgumentParser
 
@@ -107,16 +102,10 @@ def main(args: BatchingArguments) -> dict:
     variants = {mode: {"batching": mode, **budget} for mode in args.modes}
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 
-    aggregates = aggregate(runs)
-    tasks = held_out_names(args)
-    plot_bars(
-        aggregates, experiment_dir / "batching.png", tasks, list(models),
-        title=f"Batching strategies: held-out score ({100 * args.fraction:g}% of training data)",
+    return report_variants(
+        "batching", experiment_dir, args, models, records, runs,
+        title=f"Batching strategies: held-out score ({100 * args.fraction:g}% of training data)", budget=budget,
     )  # fmt: skip
-    table = score_table(aggregates, list(models), tasks, args.fraction)
-    payload = experiment_payload("batching", args, runs, aggregates, models=models, budget=budget, prefinetune=records)
-    write_results(experiment_dir, payload, table)
-    return payload
 
 
 if __name__ == "__main__":

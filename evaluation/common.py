@@ -672,3 +672,24 @@ def plot_heatmap(matrix: list[list[float]], rows: list[str], columns: list[str],
     axis.set_title(title)
     figure.colorbar(image, ax=axis, label=label)
     figure.savefig(path, dpi=120)
+
+
+def report_variants(
+    name: str,
+    experiment_dir: Path,
+    args: PrefinetuneBudgetArguments,
+    models: dict[str, str],
+    records: list[dict],
+    runs: list[dict],
+    title: str,
+    **extra,
+) -> dict:
+    """Aggregates the held-out runs of pre-finetuning variants, plots a bar per variant (`<name>.png`) and writes
+    `results.json` / `results.md`; returns the payload."""
+    aggregates = aggregate(runs)
+    tasks = held_out_names(args)
+    plot_bars(aggregates, experiment_dir / f"{name}.png", tasks, list(models), title=title)
+    table = score_table(aggregates, list(models), tasks, args.fraction)
+    payload = experiment_payload(name, args, runs, aggregates, models=models, **extra, prefinetune=records)
+    write_results(experiment_dir, payload, table)
+    return payload
