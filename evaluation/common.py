@@ -559,6 +559,46 @@ def score_table(aggregates: list[dict], models: list[str], tasks: list[str], fra
     return markdown_table(["task", "metric", *models], rows)
 
 
+def prefinetune_scores(records: list[dict], recipe: dict) -> dict[str, dict[str, float]]:
+    """Each variant's own validation score after pre-finetuning, by task family: the mean, in points, of the primary
+    metric (as held-out scores) over the tasks that every variant pre-finetuned on, plus `all` over those tasks.
+
+    Held-out scores fine-tune again; these show what pre-finetuning itself learned, on the same tasks for every
+    variant (all of them in batching and ablations, the smallest subset in scaling). Losses are not compared: a
+    variant without loss scaling reports unscaled ones.
+
+    Args:
+        records (`list[dict]`): pre-finetuning records, with the `task_metrics` of [`prefinetune_record`].
+        recipe (`dict`): the recipe the variants started from (its tasks give each task's family and metric).
+
+    Returns:
+        `dict`: variant -> family (`classification`, ..., `all`) -> mean score in points.
+    """
+    specs = {spec.name: spec for spec in (get_task(task) for task in recipe["tasks"])}
+    evaluated = [set(record["task_metrics"] or {}) for record in records]
+    shared = [name for name in specs if evaluated and all(name in tasks for tasks in evaluated)]
+    scores = {}
+    for record in records:
+        by_family: dict[str, list[float]] = {}
+        for name in shared:
+            metric, scale = primary_metric(specs[name])
+            value = scale * record["task_metrics"][name][metric]
+            by_family.setdefault(specs[name].family, []).append(value)
+            by_family.setdefault("all", []).append(value)
+        # Families in recipe order, `all` last.
+        ordered = sorted(by_family.items(), key=lambda item: item[0] == "all")
+        scores[record["variant"]] = {family: statistics.fmean(values) for family, values in ordered}
+    return scores
+
+
+def prefinetune_table(scores: dict[str, dict[str, float]]) -> str:
+    """[`prefinetune_scores`] as a markdown table: a row per task family, a column per variant."""
+    variants = list(scores)
+    families = list(next(iter(scores.values()), {}))
+    rows = [[family, *[f"{scores[variant][family]:.1f}" for variant in variants]] for family in families]
+    return markdown_table(["pre-finetuning validation (points)", *variants], rows)
+
+
 def experiment_payload(
     name: str, args: ExperimentArguments, runs: list[dict], aggregates: list[dict], **extra
 ) -> dict:
@@ -689,7 +729,10 @@ def report_variants(
     aggregates = aggregate(runs)
     tasks = held_out_names(args)
     plot_bars(aggregates, experiment_dir / f"{name}.png", tasks, list(models), title=title)
-    table = score_table(aggregates, list(models), tasks, args.fraction)
-    payload = experiment_payload(name, args, runs, aggregates, models=models, **extra, prefinetune=records)
+    scores = prefinetune_scores(records, load_recipe(args.recipe))
+    table = score_table(aggregates, list(models), tasks, args.fraction) + "\n" + prefinetune_table(scores)
+    payload = experiment_payload(
+        name, args, runs, aggregates, models=models, **extra, prefinetune=records, prefinetune_scores=scores
+    )
     write_results(experiment_dir, payload, table)
     return payload

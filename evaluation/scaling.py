@@ -40,6 +40,8 @@ from common import (
     held_out_names,
     load_recipe,
     plot_lines,
+    prefinetune_scores,
+    prefinetune_table,
     run_variants,
     score_table,
     task_names,
@@ -110,10 +112,13 @@ def main(args: ScalingArguments) -> dict:
         xlabel="pre-finetuning tasks (0 = base model)", log_x=False,
         title=f"Held-out score vs pre-finetuning tasks ({100 * args.fraction:g}% of training data)",
     )  # fmt: skip
-    table = score_table(aggregates, list(models), tasks, args.fraction)
+    # Pre-finetuning validation on the tasks every variant saw: those of the smallest subset.
+    scores = prefinetune_scores(records, recipe)
+    table = score_table(aggregates, list(models), tasks, args.fraction) + "\n" + prefinetune_table(scores)
     payload = experiment_payload(
-        "scaling", args, runs, aggregates, models=models, task_order=order, prefinetune=records
-    )
+        "scaling", args, runs, aggregates, models=models, task_order=order, prefinetune=records,
+        prefinetune_scores=scores,
+    )  # fmt: skip
     write_results(experiment_dir, payload, table)
     return payload
 

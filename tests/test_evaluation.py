@@ -155,6 +155,8 @@ def test_batching_gives_every_strategy_the_same_examples(load_script, tiny_base,
     assert {name: recipe["batching"] for name, recipe in recipes.items()} == {
         mode: mode for mode in ("dataset_homogeneous", "batch_homogeneous", "heterogeneous")
     }
+    assert all(0 <= scores["all"] <= 100 for scores in results["prefinetune_scores"].values())
+    assert "| pre-finetuning validation (points) |" in (tmp_path / "batching" / "results.md").read_text()
     log = Path(results["prefinetune"][0]["output_dir"], "run.log").read_text()
     assert "drew sub-batches of tasks ['tiny_sentiment', 'tiny_sentiment', 'tiny_sentiment', 'tiny_choice'" in log
 
@@ -194,6 +196,25 @@ def test_aggregate_mean_and_sample_std(load_script):
     (entry,) = common.aggregate(runs)
     assert (entry["n"], entry["mean"], entry["std"]) == (2, 12.0, pytest.approx(2**0.5 * 2))
     assert common.aggregate(runs[:1])[0]["std"] == 0.0
+
+
+def test_prefinetune_scores_average_points_by_family_over_the_tasks_every_variant_saw(load_script):
+    load_script("batching")
+    common = sys.modules["common"]
+    recipe = {"tasks": ["rotten_tomatoes", "vitaminc", "squad_v1_dev"]}
+    records = [
+        {"variant": "a", "task_metrics": {"rotten_tomatoes": {"accuracy": 0.5}, "vitaminc": {"accuracy": 1.0},
+                                          "squad_v1_dev": {"f1": 20.0, "exact_match": 10.0}}},
+        {"variant": "b", "task_metrics": {"rotten_tomatoes": {"accuracy": 0.7}, "squad_v1_dev": {"f1": 10.0}}},
+    ]  # fmt: skip
+    scores = common.prefinetune_scores(records, recipe)
+    # vitaminc is left out: variant b did not pre-finetune on it. Accuracy is in points, F1 already is.
+    assert scores == {
+        "a": {"classification": 50.0, "span_mrc": 20.0, "all": 35.0},
+        "b": {"classification": pytest.approx(70.0), "span_mrc": 10.0, "all": pytest.approx(40.0)},
+    }
+    assert list(scores["a"]) == ["classification", "span_mrc", "all"]
+    assert "| span_mrc | 20.0 | 10.0 |" in common.prefinetune_table(scores)
 
 
 @pytest.mark.slow
