@@ -76,7 +76,7 @@ def main(args: AblationArguments) -> dict:
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 
     return report_variants(
-        "ablations", experiment_dir, args, models, records, runs,
+        "ablations", experiment_dir, args, recipe, models, records, runs,
         title=f"Ablations: held-out score ({100 * args.fraction:g}% of training data)",
     )  # fmt: skip
 

@@ -103,7 +103,7 @@ def main(args: BatchingArguments) -> dict:
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 
     return report_variants(
-        "batching", experiment_dir, args, models, records, runs,
+        "batching", experiment_dir, args, recipe, models, records, runs,
         title=f"Batching strategies: held-out score ({100 * args.fraction:g}% of training data)", budget=budget,
     )  # fmt: skip
 

@@ -576,7 +576,7 @@ def prefinetune_scores(records: list[dict], recipe: dict) -> dict[str, dict[str,
     """
     specs = {spec.name: spec for spec in (get_task(task) for task in recipe["tasks"])}
     evaluated = [set(record["task_metrics"] or {}) for record in records]
-    shared = [name for name in specs if evaluated and all(name in tasks for tasks in evaluated)]
+    shared = [name for name in specs if all(name in tasks for tasks in evaluated)]
     scores = {}
     for record in records:
         by_family: dict[str, list[float]] = {}
@@ -597,6 +597,18 @@ def prefinetune_table(scores: dict[str, dict[str, float]]) -> str:
     families = list(next(iter(scores.values()), {}))
     rows = [[family, *[f"{scores[variant][family]:.1f}" for variant in variants]] for family in families]
     return markdown_table(["pre-finetuning validation (points)", *variants], rows)
+
+
+def variant_tables(
+    aggregates: list[dict], models: dict[str, str], args: PrefinetuneBudgetArguments, records: list[dict], recipe: dict
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """The markdown of a variants experiment, held-out scores then [`prefinetune_table`], and the
+    [`prefinetune_scores`] it shows."""
+    scores = prefinetune_scores(records, recipe)
+    table = (
+        score_table(aggregates, list(models), held_out_names(args), args.fraction) + "\n" + prefinetune_table(scores)
+    )
+    return table, scores
 
 
 def experiment_payload(
@@ -718,19 +730,19 @@ def report_variants(
     name: str,
     experiment_dir: Path,
     args: PrefinetuneBudgetArguments,
+    recipe: dict,
     models: dict[str, str],
     records: list[dict],
     runs: list[dict],
     title: str,
     **extra,
 ) -> dict:
-    """Aggregates the held-out runs of pre-finetuning variants, plots a bar per variant (`<name>.png`) and writes
-    `results.json` / `results.md`; returns the payload."""
+    """Aggregates the held-out runs of pre-finetuning variants of `recipe`, plots a bar per variant (`<name>.png`)
+    and writes `results.json` / `results.md`; returns the payload."""
     aggregates = aggregate(runs)
     tasks = held_out_names(args)
     plot_bars(aggregates, experiment_dir / f"{name}.png", tasks, list(models), title=title)
-    scores = prefinetune_scores(records, load_recipe(args.recipe))
-    table = score_table(aggregates, list(models), tasks, args.fraction) + "\n" + prefinetune_table(scores)
+    table, scores = variant_tables(aggregates, models, args, records, recipe)
     payload = experiment_payload(
         name, args, runs, aggregates, models=models, **extra, prefinetune=records, prefinetune_scores=scores
     )

@@ -40,11 +40,9 @@ from common import (
     held_out_names,
     load_recipe,
     plot_lines,
-    prefinetune_scores,
-    prefinetune_table,
     run_variants,
-    score_table,
     task_names,
+    variant_tables,
     warn_if_not_held_out,
     write_results,
 )
@@ -113,8 +111,7 @@ def main(args: ScalingArguments) -> dict:
         title=f"Held-out score vs pre-finetuning tasks ({100 * args.fraction:g}% of training data)",
     )  # fmt: skip
     # Pre-finetuning validation on the tasks every variant saw: those of the smallest subset.
-    scores = prefinetune_scores(records, recipe)
-    table = score_table(aggregates, list(models), tasks, args.fraction) + "\n" + prefinetune_table(scores)
+    table, scores = variant_tables(aggregates, models, args, records, recipe)
     payload = experiment_payload(
         "scaling", args, runs, aggregates, models=models, task_order=order, prefinetune=records,
         prefinetune_scores=scores,
