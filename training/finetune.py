@@ -32,7 +32,7 @@ from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
-from muppet_hf.trainer import MuppetTrainer
+from muppet_hf.trainer import MuppetTrainer, destroy_process_group
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
@@ -195,4 +195,7 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    main(*parse_args())
+    try:
+        main(*parse_args())
+    finally:
+        destroy_process_group()

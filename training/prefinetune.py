@@ -36,7 +36,7 @@ from muppet_hf.export import RunMetadata, TaskRecord, build_model_card, write_ru
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
-from muppet_hf.trainer import MuppetTrainer
+from muppet_hf.trainer import MuppetTrainer, destroy_process_group
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
@@ -233,4 +233,7 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    main(*parse_args())
+    try:
+        main(*parse_args())
+    finally:
+        destroy_process_group()
