@@ -115,7 +115,10 @@ if TYPE_CHECKING:
 
 RUN_METADATA_FILE = "muppet_run.json"
 RUN_METADATA_VERSION = 1
-MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+# `muppet_hf/model_cards/` in an installed wheel, the repository's top-level `model_cards/` in a source checkout.
+MODEL_CARDS_DIR = Path(__file__).resolve().parent / "model_cards"
+if not MODEL_CARDS_DIR.is_dir():
+    MODEL_CARDS_DIR = MODEL_CARDS_DIR.parent.parent / "model_cards"
 # Weights are written as safetensors only; any of these in a folder means a pickle slipped in.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 CANARY_TAGS = ("canary", "bigbench")

@@ -1,9 +1,11 @@
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -659,3 +661,55 @@ def test_from_backbone_on_a_muppet_roberta_base_layout(tmp_path):
     # ...and the fine-tuned model exports back with its heads and the same tokenizer.
     folder = export_checkpoint(model, tmp_path / "export", heads="all", tokenizer=tokenizer)
     assert AutoTokenizer.from_pretrained(folder)("a b c")["input_ids"] == tokenizer("a b c")["input_ids"]
+
+
+WHEEL_CHECK = """
+import muppet_hf.export as export
+print(export.MODEL_CARDS_DIR.relative_to(export.Path(export.__file__).parent))
+print(" ".join(export.available_card_templates()))
+"""
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_card_templates_and_task_specs(tmp_path):
+    # The templates sit at the repository's top level; a non-editable install must still find them.
+    repo = Path(__file__).resolve().parent.parent
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(repo),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("muppet_hf-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "site")
+    templates = sorted(path.name for path in (repo / "model_cards").glob("*.md"))
+    assert {f"muppet_hf/model_cards/{name}" for name in templates} <= names
+    assert "muppet_hf/tasks/specs/offline/rotten_tomatoes.yaml" in names
+
+    # Run from the unpacked wheel, not from the checkout.
+    result = subprocess.run(
+        [sys.executable, "-c", WHEEL_CHECK],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    location, names_found = result.stdout.splitlines()
+    assert location == "model_cards"
+    assert names_found.split() == [name.removesuffix(".md") for name in templates]
