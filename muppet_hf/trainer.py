@@ -32,8 +32,31 @@ from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, TrainerCallback
+from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints, seed_worker
+from transformers.training_args import ParallelMode
+from transformers.utils import (
+    is_sagemaker_mp_enabled,
+    is_torch_hpu_available,
+    is_torch_mlu_available,
+    is_torch_musa_available,
+    is_torch_npu_available,
+    is_torch_xla_available,
+)
 
+from .checkpointing import (
+    OPTIMIZER_FILE,
+    SCALER_FILE,
+    SCHEDULER_FILE,
+    TRAINING_ARGS_FILE,
+    load_optimizer_state,
+    load_rng_state,
+    read_json,
+    rng_state_file,
+    save_optimizer_state,
+    save_rng_state,
+    write_json,
+)
 from .collator import MuppetDataCollator
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
@@ -608,6 +631,101 @@ class MuppetTrainer(Trainer):
                 best_model_checkpoint=self.state.best_model_checkpoint,
             )
         self.accelerator.wait_for_everyone()
+
+    # Trainer state without pickles (`muppet_hf.checkpointing`). DeepSpeed, FSDP, XLA and SageMaker write their
+    # optimizer state in their own formats, so under those the Trainer's files are kept.
+
+    def _engine_checkpoints(self) -> bool:
+        return (
+            self.is_deepspeed_enabled or self.is_fsdp_enabled or is_torch_xla_available() or is_sagemaker_mp_enabled()
+        )
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        if self._engine_checkpoints():
+            return super()._save_optimizer_and_scheduler(output_dir)
+        if self.args.should_save:
+            save_optimizer_state(self.optimizer.state_dict(), os.path.join(output_dir, OPTIMIZER_FILE))
+            write_json(
+                self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_FILE), "learning-rate scheduler"
+            )
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is None or self._engine_checkpoints():
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        optimizer_file = os.path.join(checkpoint, OPTIMIZER_FILE)
+        if not os.path.isfile(optimizer_file):
+            pickled = [
+                name for name in ("optimizer.pt", "scheduler.pt") if os.path.isfile(os.path.join(checkpoint, name))
+            ]
+            if pickled:
+                raise ValueError(
+                    f"{checkpoint}: the optimizer state is pickled ({', '.join(pickled)}) and muppet_hf does not load "
+                    f"pickles; resume from a checkpoint with {OPTIMIZER_FILE}, or train from its weights instead"
+                )
+            return
+        self.optimizer.load_state_dict(load_optimizer_state(optimizer_file))
+        scheduler_file = os.path.join(checkpoint, SCHEDULER_FILE)
+        if os.path.isfile(scheduler_file):
+            self.lr_scheduler.load_state_dict(read_json(scheduler_file))
+
+    def _save_scaler(self, output_dir: str) -> None:
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is None or is_torch_xla_available():
+            return super()._save_scaler(output_dir)
+        if self.args.should_save:
+            write_json(scaler.state_dict(), os.path.join(output_dir, SCALER_FILE), "gradient scaler")
+
+    def _load_scaler(self, checkpoint: str | None) -> None:
+        scaler = getattr(self.accelerator, "scaler", None)
+        if checkpoint is None or scaler is None or is_torch_xla_available():
+            return super()._load_scaler(checkpoint)
+        scaler_file = os.path.join(checkpoint, SCALER_FILE)
+        if os.path.isfile(scaler_file):
+            scaler.load_state_dict(read_json(scaler_file))
+
+    def _other_accelerator(self) -> bool:
+        return any(
+            available()
+            for available in (
+                is_torch_xla_available,
+                is_torch_npu_available,
+                is_torch_hpu_available,
+                is_torch_mlu_available,
+                is_torch_musa_available,
+            )
+        )
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        if self._other_accelerator():
+            return super()._save_rng_state(output_dir)
+        # A process can get here before the main one has created the folder.
+        os.makedirs(output_dir, exist_ok=True)
+        path = os.path.join(output_dir, rng_state_file(self.args.process_index, self.args.world_size))
+        save_rng_state(path, all_cuda_devices=self.args.parallel_mode == ParallelMode.DISTRIBUTED)
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        if checkpoint is None or self._other_accelerator():
+            return super()._load_rng_state(checkpoint)
+        path = os.path.join(checkpoint, rng_state_file(self.args.process_index, self.args.world_size))
+        if os.path.isfile(path):
+            load_rng_state(path)
+        else:
+            logger.warning(
+                "%s: no %s, so the random generators start afresh and the resumed run will not repeat the "
+                "uninterrupted one exactly (pickled rng_state*.pth files are not loaded)",
+                checkpoint,
+                os.path.basename(path),
+            )
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Saves as the Trainer does, with the training arguments as JSON instead of a pickled `training_args.bin`."""
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
+        if self.args.should_save and os.path.isfile(pickled):
+            os.remove(pickled)
+            with open(os.path.join(output_dir, TRAINING_ARGS_FILE), "w", encoding="utf-8") as handle:
+                handle.write(self.args.to_json_string())
 
 
 def destroy_process_group() -> None:

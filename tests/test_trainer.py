@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 
@@ -10,6 +11,14 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.checkpointing import (
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    TRAINING_ARGS_FILE,
+    load_optimizer_state,
+    save_optimizer_state,
+)
+from muppet_hf.export import PICKLE_SUFFIXES
 from muppet_hf.testing_utils import tiny_config
 from muppet_hf.trainer import MUPPET_STATE_NAME, MuppetTrainer, NonFiniteLossError, compute_task_metrics
 from muppet_hf.training_args import MuppetTrainingArguments
@@ -186,11 +195,42 @@ def test_checkpoints_are_safetensors_written_through_a_staging_folder(tmp_path):
     assert sorted(os.listdir(args.output_dir)) == ["checkpoint-2", "tmp-checkpoint-9"]
     assert get_last_checkpoint(args.output_dir).endswith("checkpoint-2")
     checkpoint = os.path.join(args.output_dir, "checkpoint-2")
-    files = os.listdir(checkpoint)
-    assert "model.safetensors" in files and MUPPET_STATE_NAME in files
-    # Weights are safetensors; only the Trainer's own optimizer / RNG / arguments files are torch pickles.
-    assert "pytorch_model.bin" not in files
+    files = set(os.listdir(checkpoint))
+    assert {"model.safetensors", MUPPET_STATE_NAME, "trainer_state.json"} <= files
+    # The Trainer's optimizer, scheduler, RNG and arguments pickles are replaced by safetensors and JSON.
+    assert {OPTIMIZER_FILE, SCHEDULER_FILE, "rng_state.safetensors", TRAINING_ARGS_FILE} <= files
+    assert not [name for name in files if name.endswith(PICKLE_SUFFIXES)]
     assert load_file(os.path.join(checkpoint, "model.safetensors"))
+    assert json.loads(open(os.path.join(checkpoint, TRAINING_ARGS_FILE)).read())["max_steps"] == 2
+
+
+def test_optimizer_state_round_trips_through_safetensors(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.95))
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    save_optimizer_state(optimizer.state_dict(), tmp_path / OPTIMIZER_FILE)
+
+    restored = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=5.0)
+    restored.load_state_dict(load_optimizer_state(tmp_path / OPTIMIZER_FILE))
+    expected, actual = optimizer.state_dict(), restored.state_dict()
+    assert actual["param_groups"] == expected["param_groups"]
+    assert actual["param_groups"][0]["betas"] == (0.8, 0.95)
+    for param, entries in expected["state"].items():
+        for key, value in entries.items():
+            torch.testing.assert_close(actual["state"][param][key], value, rtol=0, atol=0)
+
+
+def test_resume_refuses_a_pickled_optimizer_state(tmp_path):
+    settings = {"max_steps": 2, "save_strategy": "steps", "save_steps": 2, "tasks_per_update": 2}
+    MuppetTrainer(build(), arguments(tmp_path, **settings), train_data()).train()
+    checkpoint = get_last_checkpoint(os.path.join(tmp_path, "out"))
+    os.remove(os.path.join(checkpoint, OPTIMIZER_FILE))
+    with open(os.path.join(checkpoint, "optimizer.pt"), "wb") as handle:
+        handle.write(b"not loaded")  # what a plain Trainer leaves there
+    trainer = MuppetTrainer(build(), arguments(tmp_path, **{**settings, "max_steps": 4}), train_data())
+    with pytest.raises(ValueError, match=r"checkpoint-2: the optimizer state is pickled \(optimizer.pt\)"):
+        trainer.train(resume_from_checkpoint=True)
 
 
 def nan_task(size: int) -> datasets.Dataset:
