@@ -3,11 +3,14 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.export import check_model_card, read_run_metadata
@@ -88,6 +91,26 @@ def test_two_cpu_processes_draw_different_tasks(tmp_path):
     assert set(drawn) == {"0", "1"}, log[-4000:]
     assert drawn["0"] != drawn["1"]
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+    # Each process wrote its own RNG state; resuming from the middle ends with the uninterrupted run's weights.
+    checkpoint = tmp_path / "run" / "checkpoint-3"
+    assert {"rng_state_0.safetensors", "rng_state_1.safetensors", "optimizer.safetensors"} <= set(
+        os.listdir(checkpoint)
+    )
+    shutil.copytree(checkpoint, tmp_path / "resumed" / "checkpoint-3")
+    resume = [
+        *command[: command.index("--output_dir")],
+        "--output_dir",
+        str(tmp_path / "resumed"),
+        "--report_to",
+        "none",
+    ]
+    resume += ["--resume_from_checkpoint", str(tmp_path / "resumed" / "checkpoint-3")]
+    result = subprocess.run(resume, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    expected = load_file(tmp_path / "run" / "model.safetensors")
+    actual = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert expected.keys() == actual.keys() and all(torch.equal(actual[name], expected[name]) for name in expected)
 
 
 GLOO_GROUP_HELD_IN_A_CYCLE = """
