@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -43,11 +43,6 @@ def write_json(obj: Any, path: str | os.PathLike, what: str) -> None:
         ) from None
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def save_optimizer_state(state_dict: dict, path: str | os.PathLike) -> None:
@@ -76,8 +71,8 @@ def save_optimizer_state(state_dict: dict, path: str | os.PathLike) -> None:
 
 def load_optimizer_state(path: str | os.PathLike) -> dict:
     """The `state_dict` that [`save_optimizer_state`] wrote, for `optimizer.load_state_dict`."""
-    with safe_open(str(path), framework="pt") as handle:
-        values = json.loads(handle.metadata()["values"])
+    metadata, tensors = _read_safetensors(path)
+    values = json.loads(metadata["values"])
     state = defaultdict(dict)
     for param, entries in values["state"].items():
         state[int(param)].update(entries)
@@ -86,7 +81,7 @@ def load_optimizer_state(path: str | os.PathLike) -> dict:
         {key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in group.items()}
         for group in values["param_groups"]
     ]
-    for name, tensor in load_file(str(path)).items():
+    for name, tensor in tensors.items():
         kind, index, key = name.split(".", 2)
         if kind == "state":
             state[int(index)][key] = tensor
@@ -114,9 +109,7 @@ def save_rng_state(path: str | os.PathLike, all_cuda_devices: bool) -> None:
 
 def load_rng_state(path: str | os.PathLike) -> None:
     """Restores the generators that [`save_rng_state`] saved (CUDA ones only where CUDA is available)."""
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata()
-    tensors = load_file(str(path))
+    metadata, tensors = _read_safetensors(path)
     version, internal, gauss_next = json.loads(metadata["python"])
     random.setstate((version, tuple(internal), gauss_next))
     generator, keys, position, has_gauss, cached_gaussian = json.loads(metadata["numpy"])
@@ -128,3 +121,9 @@ def load_rng_state(path: str | os.PathLike) -> None:
             torch.cuda.random.set_rng_state_all(cuda)
         else:
             torch.cuda.random.set_rng_state(cuda[0])
+
+
+def _read_safetensors(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """A safetensors file's metadata and tensors, read in one pass."""
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}

@@ -344,9 +344,9 @@ def _hub_id_or_none(name: str | None) -> str | None:
     return name
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: str | os.PathLike) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON: {err}") from err
 
@@ -368,7 +368,7 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not found; is {folder} a checkpoint folder?")
-    config = _read_json(config_path)
+    config = read_json(config_path)
     if not isinstance(config, dict) or "model_type" not in config:
         raise ValueError(f"{config_path}: field `model_type` is missing")
     if config["model_type"] == MuppetConfig.model_type:
@@ -387,11 +387,11 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
 
     run_path = folder / RUN_METADATA_FILE
     if run_path.is_file():
-        metadata.update(_read_json(run_path), source=str(run_path))
+        metadata.update(read_json(run_path), source=str(run_path))
 
     results_path = folder / "all_results.json"
     if results_path.is_file():
-        results = _typed(_read_json(results_path), dict, str(results_path), "(top level)")
+        results = _typed(read_json(results_path), dict, str(results_path), "(top level)")
         for task, metrics in _metrics_from_trainer_results(results, metadata.tasks).items():
             record = metadata.tasks[task]
             record.metrics = {**metrics, **record.metrics}
@@ -836,7 +836,7 @@ def _load_checkpoint(checkpoint_dir: Path) -> tuple[MuppetForMultiTask, PreTrain
     config_path = checkpoint_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: not found; is {checkpoint_dir} a checkpoint folder?")
-    model_type = _read_json(config_path).get("model_type")
+    model_type = read_json(config_path).get("model_type")
     if model_type != MuppetConfig.model_type:
         raise ValueError(
             f"{config_path}: field `model_type` is {model_type!r}, not 'muppet'; this is not a Muppet checkpoint"
@@ -1018,7 +1018,7 @@ class PushResult:
 def is_export_folder(path: str | os.PathLike) -> bool:
     """True for folders written by [`export_checkpoint`] (their `muppet_run.json` has an `export` field)."""
     run_path = Path(path) / RUN_METADATA_FILE
-    return run_path.is_file() and "export" in _typed(_read_json(run_path), dict, str(run_path), "(top level)")
+    return run_path.is_file() and "export" in _typed(read_json(run_path), dict, str(run_path), "(top level)")
 
 
 def list_upload_files(folder: str | os.PathLike) -> list[tuple[str, int]]:

@@ -51,13 +51,13 @@ from .checkpointing import (
     TRAINING_ARGS_FILE,
     load_optimizer_state,
     load_rng_state,
-    read_json,
     rng_state_file,
     save_optimizer_state,
     save_rng_state,
     write_json,
 )
 from .collator import MuppetDataCollator
+from .export import read_json
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
 from .modeling_muppet import MuppetForMultiTask
