@@ -106,6 +106,10 @@ class MuppetConfig(PreTrainedConfig):
             Spectral normalisation of the head projections: the "R4F" half of R4F (arXiv 2008.03156).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialisation of new head weights.
+        canary (`bool`, *optional*, defaults to `False`):
+            Whether the weights were trained, at any stage, on BIG-bench (canary) data, whose authors ask that such
+            models not be published. Kept in `config.json` so that it travels with every checkpoint, export and
+            fine-tuned model; `muppet-hf push` and `push_to_hub` refuse such models unless told otherwise.
 
     Example:
 
@@ -130,6 +134,7 @@ class MuppetConfig(PreTrainedConfig):
     label_smoothing: float = 0.1
     spectral_norm: bool = False
     initializer_range: float = 0.02
+    canary: bool = False
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -102,10 +102,12 @@ from huggingface_hub.utils import validate_repo_id
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.dynamic_module_utils import get_relative_import_files
+from transformers.trainer_utils import get_last_checkpoint
 
 from . import modeling_muppet
 from .configuration_muppet import NAME_PATTERN, MuppetConfig
 from .modeling_muppet import MuppetForMultiTask, _build_head
+from .safety import check_export_target, mark_canary
 
 
 if TYPE_CHECKING:
@@ -255,6 +257,7 @@ class RunMetadata:
             backbone_type=backbone.model_type,
             heads={name: dict(spec) for name, spec in config.heads.items()},
             tasks={task: TaskRecord(name=task, head=head) for task, head in config.tasks.items()},
+            canary=config.canary,
         )
 
     def update(self, data: dict, source: str = RUN_METADATA_FILE) -> "RunMetadata":
@@ -388,6 +391,8 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
     run_path = folder / RUN_METADATA_FILE
     if run_path.is_file():
         metadata.update(read_json(run_path), source=str(run_path))
+    # `config.json` travels with the weights into every checkpoint and export; its mark cannot be unset elsewhere.
+    metadata.canary = metadata.canary or config.get("canary") is True
 
     results_path = folder / "all_results.json"
     if results_path.is_file():
@@ -835,6 +840,12 @@ def _copy_model_code(folder: Path):
 def _load_checkpoint(checkpoint_dir: Path) -> tuple[MuppetForMultiTask, PreTrainedTokenizerBase | None]:
     config_path = checkpoint_dir / "config.json"
     if not config_path.is_file():
+        latest = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.is_dir() else None
+        if latest is not None:
+            raise FileNotFoundError(
+                f"{config_path}: not found: the run in {checkpoint_dir} stopped before its final save (no final "
+                f"model, tokenizer or card). Export its latest complete checkpoint, {latest}, or resume the run"
+            )
         raise FileNotFoundError(f"{config_path}: not found; is {checkpoint_dir} a checkpoint folder?")
     model_type = read_json(config_path).get("model_type")
     if model_type != MuppetConfig.model_type:
@@ -920,6 +931,8 @@ def export_checkpoint(
         `ValueError` if `output_dir` exists (without `overwrite`), a head is unknown, or the checkpoint holds pickles.
     """
     output_dir = Path(output_dir)
+    if isinstance(model, str | os.PathLike):
+        check_export_target(model, output_dir)
     if output_dir.exists() and not overwrite:
         raise ValueError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it")
     recorded = None
@@ -927,6 +940,14 @@ def export_checkpoint(
         checkpoint_dir = Path(model)
         model, folder_tokenizer = _load_checkpoint(checkpoint_dir)
         tokenizer = tokenizer if tokenizer is not None else folder_tokenizer
+        if tokenizer is None:
+            warnings.warn(
+                f"{checkpoint_dir}: no tokenizer (tokenizer.json, tokenizer_config.json), so the export will have "
+                "none and its users cannot tokenize text for it; export a folder that has one (the run's final "
+                "folder) or pass `tokenizer=`",
+                UserWarning,
+                stacklevel=2,
+            )
         recorded = read_run_metadata(checkpoint_dir)
     if not isinstance(model, MuppetForMultiTask):
         raise TypeError(f"export_checkpoint takes a MuppetForMultiTask or a folder, got {type(model).__name__}")
@@ -965,6 +986,8 @@ def export_checkpoint(
             model.save_backbone(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        if metadata.is_canary:
+            mark_canary(staging / "config.json")
         write_run_metadata(staging, metadata)
         card = build_model_card(
             metadata,
@@ -977,8 +1000,10 @@ def export_checkpoint(
         card.save(staging / "README.md")
         check_model_card(staging / "README.md")
         _check_no_pickles(staging)
-        # mkdtemp makes the folder private to its owner; an export is meant to be read by others.
+        # mkdtemp makes the folder private to its owner; an export is meant to be read by others, files included.
         staging.chmod(0o755)
+        for path in staging.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         _replace_folder(staging, output_dir)
     finally:
         model.train(was_training)

@@ -317,6 +317,21 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         """
         self.backbone.save_pretrained(save_directory, **save_kwargs)
 
+    def push_to_hub(self, repo_id: str, *args, allow_canary: bool = False, **kwargs) -> str:
+        """`PreTrainedModel.push_to_hub`, refused for a model trained on BIG-bench data (`config.canary`).
+
+        Args:
+            allow_canary (`bool`, *optional*, defaults to `False`): upload a canary model anyway.
+        """
+        if self.config.canary and not allow_canary:
+            # As `muppet-hf push` refuses it: the inherited method must not be a way around that check.
+            raise ValueError(
+                f"push_to_hub({repo_id!r}): this model was trained on BIG-bench (canary) data (config.json field "
+                "`canary`), and BIG-bench asks that such models not be published. Pass allow_canary=True to upload "
+                "it anyway, and keep the repository private"
+            )
+        return super().push_to_hub(repo_id, *args, **kwargs)
+
     def get_input_embeddings(self) -> nn.Module:
         return self.backbone.get_input_embeddings()
 

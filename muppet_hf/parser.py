@@ -4,6 +4,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from transformers import HfArgumentParser
@@ -41,9 +43,56 @@ class MuppetArgumentParser(HfArgumentParser):
             unknown = sorted(set(defaults) - known)
             if unknown:
                 raise ValueError(f"{recipe}: unknown field(s) {unknown}")
+            types = {f.name: f.type for dataclass_type in self.dataclass_types for f in fields(dataclass_type)}
+            for key, value in defaults.items():
+                check_recipe_value(recipe, key, value, types[key])
             self.set_defaults(**defaults)
             recipe_dir = recipe.resolve().parent
         return (*self.parse_args_into_dataclasses(args=args), recipe_dir)
 
 
-__all__ = ["MuppetArgumentParser"]
+# The plain types a recipe value is checked against; a field of any other type (Literal, Enum, ...) is left to
+# the dataclass's own validation.
+_CHECKED_TYPES = (bool, int, float, str, list, dict)
+
+
+def _allowed_types(annotation: Any) -> tuple[type, ...] | None:
+    """The plain types (and `NoneType`) a field's annotation allows, or `None` when it holds anything else."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        members = [_allowed_types(member) for member in get_args(annotation)]
+        return None if any(member is None for member in members) else tuple(t for m in members for t in m)
+    if annotation is type(None):
+        return (type(None),)
+    plain = origin if origin in (list, dict) else annotation
+    return (plain,) if plain in _CHECKED_TYPES else None
+
+
+def check_recipe_value(recipe: Path, key: str, value: Any, annotation: Any) -> None:
+    """Checks one recipe value against its field's type, as argparse would check the same value given as a flag.
+
+    argparse converts and checks strings from the command line only; a recipe's values bypass it, so `tasks: a.yaml`
+    would be walked character by character and `max_steps: 2.5` would reach the Trainer.
+
+    Raises:
+        `TypeError` naming the recipe file and the field.
+    """
+    allowed = _allowed_types(annotation)
+    if allowed is None:
+        return
+    if isinstance(value, bool):
+        ok = bool in allowed
+    elif isinstance(value, int):
+        ok = int in allowed or float in allowed
+    elif isinstance(value, str):
+        # argparse parses a string default as if it were typed (YAML reads `1e-5` as a string), but hands it to a
+        # list field whole.
+        ok = str in allowed or list not in allowed
+    else:
+        ok = isinstance(value, allowed)
+    if not ok:
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+        raise TypeError(f"{recipe}: field `{key}` must be {names}, got {value!r} ({type(value).__name__})")
+
+
+__all__ = ["MuppetArgumentParser", "check_recipe_value"]

@@ -32,8 +32,15 @@ from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, TrainerCallback
-from transformers.trainer import TRAINING_ARGS_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints, seed_worker
+from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
+from transformers.trainer_callback import TrainerState
+from transformers.trainer_utils import (
+    PREFIX_CHECKPOINT_DIR,
+    TrainOutput,
+    get_last_checkpoint,
+    rotate_checkpoints,
+    seed_worker,
+)
 from transformers.training_args import ParallelMode
 from transformers.utils import (
     is_sagemaker_mp_enabled,
@@ -62,6 +69,7 @@ from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
 from .modeling_muppet import MuppetForMultiTask
 from .r3f import embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
+from .safety import remove_stale_staging, resolve_resume
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
 from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
 from .training_args import MuppetTrainingArguments
@@ -151,6 +159,8 @@ class NonFiniteLossCallback(TrainerCallback):
             flag = trainer.accelerator.reduce(flag, reduction="sum")
         if flag.item() == 0:
             self.skipped_in_a_row = 0
+            # One flag per update: `log()` counts the skipped ones among the updates since the last log.
+            trainer._metrics["train"]["skipped_updates"].append(0.0)
             return
         optimizer.zero_grad(set_to_none=True)
         self.skipped_in_a_row += 1
@@ -282,6 +292,7 @@ class MuppetTrainer(Trainer):
         # Tasks of the sub-batches this process trained on, in order (shows what each rank drew).
         self.tasks_drawn: list[str] = []
         self._nonfinite_in_update: list[tuple[str, list[int]]] = []
+        self._nonfinite_eval_rows: torch.Tensor | None = None
         self._resume_state: dict | None = None
         self._staging_root: str | None = None
         self._train_sampler: MultiTaskBatchSampler | None = None
@@ -412,7 +423,10 @@ class MuppetTrainer(Trainer):
             for part in seen_all:
                 for task, count in part.items():
                     seen[task] += count
+        skipped = collected.pop("skipped_updates", None) if mode == "train" else None
         metrics = {key: sum(values) / len(values) for key, values in collected.items() if values}
+        if skipped and sum(skipped) > 0:
+            logs = _log_skipped_updates(logs, metrics, skipped, self.args.world_size)
         if mode == "train":
             metrics.update({f"examples_seen/{task}": float(count) for task, count in seen.items()})
         else:
@@ -444,13 +458,38 @@ class MuppetTrainer(Trainer):
                 raise ValueError(f"evaluate: task {task!r} has no head in `model.config.tasks`")
             compute_metrics = self.compute_metrics
             self.compute_metrics = self._task_compute_metrics(task, dataset)
+            self._nonfinite_eval_rows = None
             try:
                 results.update(
                     super().evaluate(MultiTaskDataset({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
                 )
             finally:
                 self.compute_metrics = compute_metrics
+            results.update(self._nonfinite_eval_report(task, f"{metric_key_prefix}_{task}"))
         return results
+
+    def _nonfinite_eval_report(self, task: str, prefix: str) -> dict[str, float]:
+        """`{prefix}_nonfinite_rows` when some evaluation rows had a NaN/inf loss, which the Trainer's loss leaves out.
+
+        `transformers` drops non-finite sub-batch losses from the evaluation loss (`logging_nan_inf_filter`), so the
+        loss reported is that of the finite rows only; the count says how many rows it does not cover.
+        """
+        count = self._nonfinite_eval_rows
+        if count is None:
+            # Every process takes part in the reduction below, also one that evaluated no sub-batch.
+            count = torch.zeros((), dtype=torch.long, device=self.args.device)
+        if self.args.world_size > 1:
+            count = self.accelerator.reduce(count, reduction="sum")
+        count = int(count.item())
+        if count == 0:
+            return {}
+        logger.warning(
+            "evaluate: task %r, %d rows had a non-finite loss; `%s_loss` covers the other rows only",
+            task,
+            count,
+            prefix,
+        )
+        return {f"{prefix}_nonfinite_rows": float(count)}
 
     def _metric_names(self, task: str) -> list[str]:
         head_type = self.head_types[self.model.config.tasks[task]]
@@ -509,6 +548,11 @@ class MuppetTrainer(Trainer):
         with torch.no_grad(), self.compute_loss_context_manager():
             loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
         loss = loss.detach()
+        # Counted on the device (no host sync per sub-batch); reported by `evaluate()` beside the task's loss.
+        nonfinite = (~torch.isfinite(outputs.per_example_loss.detach())).sum()
+        self._nonfinite_eval_rows = (
+            nonfinite if self._nonfinite_eval_rows is None else self._nonfinite_eval_rows + nonfinite
+        )
         if prediction_loss_only:
             return loss, None, None
         if head_type == "span":
@@ -551,7 +595,15 @@ class MuppetTrainer(Trainer):
     # ---- Checkpoints ----
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
-        """Trains; `resume_from_checkpoint` also restores the task sampler, so the same task/example stream goes on."""
+        """Trains; `resume_from_checkpoint` also restores the task sampler, so the same task/example stream goes on.
+
+        `resume_from_checkpoint` may be `True` or the strings `"true"` / `"latest"` (the latest complete checkpoint
+        of `output_dir`), or a checkpoint folder. Resuming a run that already reached `max_steps` trains nothing: it
+        loads the checkpoint's weights and state so that the caller can write the final outputs.
+        """
+        resume_from_checkpoint = resolve_resume(resume_from_checkpoint)
+        if self.args.should_save:
+            remove_stale_staging(self.args.output_dir)
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
@@ -568,12 +620,41 @@ class MuppetTrainer(Trainer):
             self.examples_seen = defaultdict(int)
             if self.args.process_index == 0:
                 self.examples_seen.update(self._resume_state.get("examples_seen", {}))
+            finished = self._finished_state(resume_from_checkpoint)
+            if finished is not None:
+                return self._finish_without_training(resume_from_checkpoint, finished)
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint,
             trial=trial,
             ignore_keys_for_eval=ignore_keys_for_eval,
             **kwargs,
         )
+
+    def _finished_state(self, checkpoint: str) -> TrainerState | None:
+        """The checkpoint's `TrainerState` when it already reached this run's end (`max_steps`, or the epochs)."""
+        path = os.path.join(checkpoint, TRAINER_STATE_NAME)
+        if not os.path.isfile(path):
+            return None
+        state = TrainerState.load_from_json(path)
+        if self.args.max_steps > 0:
+            done = state.global_step >= self.args.max_steps
+        else:
+            done = state.epoch is not None and state.epoch >= self.args.num_train_epochs
+        return state if done else None
+
+    def _finish_without_training(self, checkpoint: str, state: TrainerState) -> TrainOutput:
+        """Loads a finished run's final checkpoint and returns without a training step (no update, no checkpoint)."""
+        logger.warning(
+            "%s: the run already finished (step %d of max_steps %d); nothing is trained, only the final outputs are "
+            "written from this checkpoint",
+            checkpoint,
+            state.global_step,
+            self.args.max_steps,
+        )
+        self._load_from_checkpoint(checkpoint)
+        self.state = state
+        # No update ran, so there is no training loss to report; NaN rather than a misleading 0.
+        return TrainOutput(state.global_step, float("nan"), {"train_resumed_finished_run": 1.0})
 
     def _get_output_dir(self, trial) -> str:
         # While a checkpoint is being written, the Trainer writes it under a staging folder (see _save_checkpoint).
@@ -590,8 +671,9 @@ class MuppetTrainer(Trainer):
         run_dir = self._get_output_dir(trial)
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         staging_root = os.path.join(run_dir, f"tmp-{name}")
-        if self.args.should_save and os.path.isdir(staging_root):
-            shutil.rmtree(staging_root)
+        if self.args.should_save:
+            # This save's own staging folder and any that a kill left behind (empty or half-written).
+            remove_stale_staging(run_dir)
         self.accelerator.wait_for_everyone()
         self._staging_root = staging_root
         try:
@@ -726,6 +808,20 @@ class MuppetTrainer(Trainer):
             os.remove(pickled)
             with open(os.path.join(output_dir, TRAINING_ARGS_FILE), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
+
+
+def _log_skipped_updates(logs: dict, metrics: dict, skipped: list[float], world_size: int) -> dict:
+    """Reports how many updates since the last log were skipped for a non-finite loss (`skipped_updates`).
+
+    When all of them were, the Trainer's running loss (its `logging_nan_inf_filter` replaces each NaN by the mean so
+    far, 0 at the start of a logging window) is not a loss at all: it is dropped from the log rather than shown as 0.
+    """
+    # Every process appends the same flag for each update (the flag is reduced across processes).
+    count, updates = sum(skipped) / world_size, len(skipped) / world_size
+    metrics["skipped_updates"] = count
+    if count >= updates:
+        logs = {key: value for key, value in logs.items() if key not in ("loss", "grad_norm")}
+    return logs
 
 
 def destroy_process_group() -> None:

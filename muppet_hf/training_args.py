@@ -5,6 +5,8 @@ from typing import Literal
 
 from transformers import TrainingArguments
 
+from .safety import check_training_arguments
+
 
 BATCHING_MODES = ("heterogeneous", "batch_homogeneous", "dataset_homogeneous")
 TASK_SAMPLING_MODES = ("natural", "temperature", "uniform")
@@ -60,6 +62,12 @@ class MuppetTrainingArguments(TrainingArguments):
             R4F = R3F plus spectral normalisation of the heads; the model must be built with
             `MuppetConfig(spectral_norm=True)` (the `prefinetune.py` script does this).
 
+        > Output folder
+
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Replace a non-empty `output_dir` (the training scripts refuse one otherwise, unless resuming); the old
+            folder is moved aside in one rename and deleted.
+
     Two parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`) and
     `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it).
     """
@@ -113,6 +121,13 @@ class MuppetTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "R4F: R3F plus spectral normalisation of the heads (sets `MuppetConfig.spectral_norm`)."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a non-empty `output_dir` (cleared in one rename); without it, a new run refuses a folder "
+            "that holds files, so two runs never mix their checkpoints."
+        },
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Must stay False: the multi-task collator reads each example's `task` field."},
@@ -158,6 +173,7 @@ class MuppetTrainingArguments(TrainingArguments):
                     "is one accumulation step, so set only one of them"
                 )
             self.gradient_accumulation_steps = self.tasks_per_update
+        check_training_arguments(self)
         super().__post_init__()
         self.tasks_per_update = self.gradient_accumulation_steps
 

@@ -31,6 +31,14 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
 from muppet_hf.parser import MuppetArgumentParser
+from muppet_hf.safety import (
+    check_model_path,
+    folder_is_canary,
+    head_label_order,
+    prepare_output_dir,
+    refuse_canary,
+    reorder_head_labels,
+)
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
 from muppet_hf.trainer import MuppetTrainer, destroy_process_group
 from muppet_hf.training_args import MuppetTrainingArguments
@@ -101,6 +109,7 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
             spectral_norm=r4f,
         )
         model.config.tasks = {spec.name: spec.head}
+        model.config.canary = spec.is_canary or folder_is_canary(args.model_name_or_path)
         return model, False
 
     model = MuppetForMultiTask.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
@@ -111,6 +120,8 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
             f"{spec.file}: task {spec.name!r}, field `head`: the checkpoint's head {spec.head!r} is {existing} but "
             f"the task needs {wanted}; rename the task's head or pass --reuse_head false to train a fresh one"
         )
+    if reused:
+        match_head_labels(model, spec)
     for name in list(model.config.heads):
         # Only the task's head is trained; the others would sit idle (and upset DDP's unused-parameter check).
         if name != spec.head or not reused:
@@ -118,17 +129,40 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
     if not reused:
         model.add_head(spec.head, wanted["type"], wanted.get("num_labels"), wanted.get("label_names"))
     model.config.tasks = {spec.name: spec.head}
+    # A model that saw BIG-bench data at any stage stays unpublishable (`config.json` field `canary`).
+    model.config.canary = model.config.canary or spec.is_canary
     return model, reused
+
+
+def match_head_labels(model: MuppetForMultiTask, spec: TaskSpec):
+    """Re-orders the re-used head's rows when it names the task's labels in another order; refuses other labels."""
+    existing = model.config.heads[spec.head].get("label_names")
+    where = f"{spec.file}: task {spec.name!r}, field `label_names`"
+    if head_label_order(existing, spec.label_names, where) is None:
+        return
+    reorder_head_labels(model, spec.head, spec.label_names)
+    logger.warning(
+        "%s: the checkpoint's head %r predicts %s; its rows were re-ordered to the task's order %s",
+        where,
+        spec.head,
+        existing,
+        spec.label_names,
+    )
 
 
 def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dict:
     """Fine-tunes, evaluates and writes the model and `finetune_metrics.json`; returns what that file holds."""
     spec = get_task(args.task)
+    check_model_path(args.model_name_or_path)
+    check_model_path(args.tokenizer_name_or_path, "tokenizer_name_or_path")
+    prepare_output_dir(training_args)
     set_seed(training_args.seed)
     tokenizer = AutoTokenizer.from_pretrained(
         args.tokenizer_name_or_path or args.model_name_or_path, trust_remote_code=args.trust_remote_code
     )
     model, reused = load_model(args, spec, r4f=training_args.r4f)
+    if model.config.canary and training_args.push_to_hub:
+        refuse_canary(f"--push_to_hub: the model fine-tuned from {args.model_name_or_path}", allow_canary=False)
     logger.info("task %s: head %r %s", spec.name, spec.head, "re-used from the checkpoint" if reused else "fresh")
 
     splits = ["train", *[split for split in args.eval_splits if split != "train"]]

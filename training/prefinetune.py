@@ -34,6 +34,7 @@ from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
 from muppet_hf.export import RunMetadata, TaskRecord, build_model_card, write_run_metadata
 from muppet_hf.parser import MuppetArgumentParser
+from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer, destroy_process_group
@@ -126,6 +127,15 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
     if not script_args.tasks:
         raise ValueError("no tasks given (field `tasks`)")
     specs = get_tasks(script_args.tasks)
+    check_model_path(script_args.model_name_or_path)
+    check_model_path(script_args.tokenizer_name_or_path, "tokenizer_name_or_path")
+    canary = any(spec.is_canary for spec in specs)
+    canary = canary or (
+        script_args.model_name_or_path is not None and folder_is_canary(script_args.model_name_or_path)
+    )
+    if canary and training_args.push_to_hub:
+        refuse_canary(f"--push_to_hub: the run in {training_args.output_dir}", allow_canary=False)
+    prepare_output_dir(training_args)
     if script_args.use_tiny_tokenizer:
         tokenizer = tiny_tokenizer(model_max_length=script_args.max_length)
     else:
@@ -137,6 +147,8 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
     set_seed(training_args.seed)
     model = build_model(script_args, training_args, heads_for(specs))
     model.config.tasks = {spec.name: spec.head for spec in specs}
+    # In config.json, so that every checkpoint, export and fine-tuned model of this run carries it.
+    model.config.canary = canary
 
     train_dataset, eval_dataset = {}, {}
     caps = {"train": script_args.max_train_examples, "validation": script_args.max_eval_examples}

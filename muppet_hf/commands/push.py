@@ -3,9 +3,11 @@
 import argparse
 import sys
 
+from huggingface_hub import get_token
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..export import push_to_hub
+from ..safety import redact
 from .export import add_heads_argument, parse_heads, print_files
 
 
@@ -23,8 +25,8 @@ def run_push(args: argparse.Namespace) -> int:
             commit_message=args.commit_message,
         )
     except (ConnectionError, HfHubHTTPError) as err:
-        # The Hub's replies carry no token, so the message is safe to show.
-        print(f"muppet-hf: error: {err}", file=sys.stderr)
+        # The server's text is shown, but an endpoint may echo the request's Authorization header: hide the token.
+        print(f"muppet-hf: error: {redact(str(err), [get_token()])}", file=sys.stderr)
         return 1
     target = f"{result.repo_id}" + (f"@{result.revision}" if result.revision else "")
     visibility = "private" if result.private else "public"

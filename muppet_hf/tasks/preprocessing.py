@@ -10,10 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import datasets
+from datasets.exceptions import DatasetGenerationError
 from transformers import PreTrainedTokenizerBase
 
 from .hooks import HOOKS
 from .spec import SUFFIX_FORMATS, TaskSpec
+from .validation import check_canonical_rows, check_not_empty, check_source_files, check_window
 
 
 logger = logging.getLogger(__name__)
@@ -51,8 +53,14 @@ def load_raw(
         files = {role: path for role, path in source.files.items() if role in splits}
         if not files:
             raise _error(spec, "source.files", f"has none of the splits {list(splits)}")
+        check_source_files(spec, splits)
         data_format = source.format or SUFFIX_FORMATS[Path(next(iter(files.values()))).suffix]
-        return datasets.load_dataset(data_format, data_files=files, cache_dir=cache_dir)
+        try:
+            return datasets.load_dataset(data_format, data_files=files, cache_dir=cache_dir)
+        except DatasetGenerationError as err:
+            # Rows that parse but do not fit one table (a column that is a number in one row, a text in another).
+            cause = err.__cause__ or err
+            raise _error(spec, "source.files", f"{data_format} files {files} do not load: {cause}") from err
     split_names = source.splits or {"train": "train", "validation": "validation"}
     wanted = {role: split_names[role] for role in splits if role in split_names}
     loaded = datasets.load_dataset(
@@ -134,6 +142,7 @@ def canonicalize(spec: TaskSpec, raw: datasets.DatasetDict, num_proc: int | None
             out = HOOKS[spec.hook](batch)
         else:
             out = {name: _get_field(batch, spec, name, split) for name in spec.columns}
+        check_canonical_rows(spec, out, split, indices)
         if spec.family == "span_mrc" and "id" not in out:
             out["id"] = [f"{split}-{index}" for index in indices]
         if "label" in out:
@@ -319,11 +328,13 @@ def prepare_task(
         raise ValueError(f"task {spec.name!r}: preprocessing needs a fast tokenizer (offsets, word ids)")
     if spec.max_length is not None:
         max_length = min(max_length, spec.max_length)
+    check_window(spec, max_length, doc_stride, tokenizer.num_special_tokens_to_add(pair=True))
     raw = raw if raw is not None else load_raw(spec, splits, cache_dir=cache_dir)
     missing = [split for split in splits if split not in raw]
     if "train" in splits and "train" in missing:
         raise _error(spec, "source.splits", "has no train split")
     canonical = canonicalize(spec, raw, num_proc=num_proc)
+    check_not_empty(spec, canonical)
     tokenize = TOKENIZERS[spec.family]
     prepared = {}
     for split, dataset in canonical.items():

@@ -136,6 +136,7 @@ class TaskSpec:
 
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
             raise error("name", f"{self.name!r} is invalid: task names match [a-z0-9_]+")
+        _check_field_types(self, error)
         if self.family not in FAMILIES:
             raise error("family", f"unknown family {self.family!r}; use one of {FAMILIES}")
         if isinstance(self.source, dict):
@@ -180,6 +181,9 @@ class TaskSpec:
         if self.family in ("classification", "pair_classification", "tagging"):
             if not self.label_names or len(self.label_names) < 2:
                 raise error("label_names", f"a {self.family} task needs at least two label names")
+            duplicates = sorted({name for name in self.label_names if self.label_names.count(name) > 1})
+            if duplicates:
+                raise error("label_names", f"{duplicates} appear more than once; each class needs its own name")
         elif self.family != "regression" and self.label_names is not None:
             raise error("label_names", f"a {self.family} task has no label names")
         derived = 1 if self.family == "regression" else len(self.label_names) if self.label_names else None
@@ -191,8 +195,9 @@ class TaskSpec:
             for raw, class_id in self.label_map.items():
                 if class_id is None:
                     continue
-                out_of_range = num_labels is not None and not 0 <= class_id < num_labels
-                if not isinstance(class_id, int) or out_of_range:
+                if not isinstance(class_id, int) or isinstance(class_id, bool):
+                    raise error("label_map", f"{raw!r} maps to {class_id!r}, which is not a class id")
+                if num_labels is not None and not 0 <= class_id < num_labels:
                     raise error("label_map", f"{raw!r} maps to {class_id!r}, outside [0, {num_labels})")
             # YAML reads `0:` as an int key; labels are compared as strings, see `preprocessing._map_labels`.
             self.label_map = {str(raw): class_id for raw, class_id in self.label_map.items()}
@@ -229,6 +234,60 @@ class TaskSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# The type of each spec field as YAML gives it, and of its items; `None` is allowed where the field is optional.
+_FIELD_TYPES: dict[str, tuple[type | tuple[type, ...], type | tuple[type, ...] | None, bool]] = {
+    "family": (str, None, False),
+    "source": ((dict, TaskSource), None, False),
+    "columns": (dict, (str, list), False),
+    "head": (str, None, True),
+    "label_names": (list, str, True),
+    "num_labels": (int, None, True),
+    "label_map": (dict, None, True),
+    "metrics": (list, str, False),
+    "max_length": (int, None, True),
+    "hook": (str, None, True),
+    "size": (dict, int, True),
+    "tags": (list, str, False),
+    "description": (str, None, True),
+    "citation": (str, None, True),
+    "license": (str, None, True),
+}
+_SOURCE_TYPES = {f.name: (dict, str) if f.name in ("splits", "files") else (str, None) for f in fields(TaskSource)}
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join("mapping" if t is dict else t.__name__ for t in expected if t is not TaskSource)
+
+
+def _check_field_types(spec: "TaskSpec", error) -> None:
+    """Checks that each field (and each item of a list or mapping field) has the type YAML should give it."""
+
+    def check(field_name: str, value, expected, items, optional: bool):
+        if value is None and optional:
+            return
+        if not isinstance(value, expected) or isinstance(value, bool) and bool not in _as_tuple(expected):
+            raise error(field_name, f"must be a {_type_name(expected)}, got {value!r}")
+        if items is None or not isinstance(value, list | dict):
+            return
+        for item in value.values() if isinstance(value, dict) else value:
+            if not isinstance(item, items) or isinstance(item, bool):
+                raise error(field_name, f"items must be {_type_name(items)}, got {item!r}")
+
+    for field_name, (expected, items, optional) in _FIELD_TYPES.items():
+        check(field_name, vars(spec)[field_name], expected, items, optional)
+    if isinstance(spec.source, dict):
+        for field_name, (expected, items) in _SOURCE_TYPES.items():
+            check(f"source.{field_name}", spec.source.get(field_name), expected, items, True)
+    for column, mapping in spec.columns.items():
+        if isinstance(mapping, list) and not all(isinstance(path, str) for path in mapping):
+            raise error(f"columns.{column}", f"must be a column name or a list of them, got {mapping!r}")
+
+
+def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
+    return expected if isinstance(expected, tuple) else (expected,)
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
