@@ -36,10 +36,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Command-line spellings of `resume_from_checkpoint=True` (the latest complete checkpoint of `output_dir`).
-RESUME_LATEST = ("true", "latest", "last", "yes", "1")
-RESUME_NONE = ("", "false", "none", "no", "0")
+RESUME_LATEST = ("true", "latest")
+RESUME_NONE = ("", "false", "none")
 # What a staging folder of `MuppetTrainer._save_checkpoint` is called; a kill can leave one behind.
 STAGING_PATTERN = re.compile(r"^tmp-checkpoint-\d+$")
+# What a training run writes into its output folder: checkpoints (and their staging folders), the final model and
+# its records, TensorBoard logs. Other files (a recipe or a launcher's log put there beforehand) are not a run.
+RUN_OUTPUT_PATTERN = re.compile(
+    r"^((tmp-)?checkpoint-\d+|runs|config\.json|README\.md|.*\.safetensors(\.index\.json)?|trainer_state\.json|"
+    r"training_args\.(json|bin)|.*results\.json|task_metrics\.json|finetune_metrics\.json|muppet_run\.json)$"
+)
 CANARY_MESSAGE = (
     "BIG-bench (canary) data: BIG-bench asks that models trained on its tasks not be published, so that its tasks "
     "stay usable as an evaluation"
@@ -104,13 +110,23 @@ def resolve_resume(value: str | bool | None) -> str | bool | None:
     return value
 
 
+def run_outputs(folder: str | os.PathLike) -> list[str]:
+    """The entries of `folder` that a training run wrote (see `RUN_OUTPUT_PATTERN`), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(path.name for path in folder.iterdir() if RUN_OUTPUT_PATTERN.match(path.name))
+
+
 def prepare_output_dir(args: "MuppetTrainingArguments") -> None:
-    """Refuses a non-empty `output_dir` unless a resume or `overwrite_output_dir` is asked for; clears it for the latter.
+    """Refuses an `output_dir` that holds a run unless a resume or `overwrite_output_dir` is asked for.
 
     A second run in a folder that holds another run's checkpoints would overwrite some of them and keep the others,
-    so "the latest checkpoint" could belong to the old run. With `overwrite_output_dir` the old folder is moved
-    aside in one rename and deleted, so no mix of the two runs is ever visible. Called by the training scripts
-    before any data is prepared; in a multi-process run only the main process clears the folder.
+    so "the latest checkpoint" could belong to the old run. A folder holding any checkpoint, model, run record or
+    TensorBoard log is therefore refused; files a launcher put there first (a recipe, a log) are not a run. With
+    `overwrite_output_dir` the whole folder is moved aside in one rename and deleted, so no mix of the two runs is
+    ever visible. Called by the training scripts before any data is prepared; in a multi-process run only the main
+    process checks and clears the folder.
     """
     if resolve_resume(args.resume_from_checkpoint) is not None:
         return
@@ -118,15 +134,15 @@ def prepare_output_dir(args: "MuppetTrainingArguments") -> None:
     with args.main_process_first(desc="check the output folder"):
         if args.process_index != 0 or not output_dir.is_dir():
             return
-        entries = sorted(path.name for path in output_dir.iterdir())
+        entries = run_outputs(output_dir)
         if not entries:
             return
         if not args.overwrite_output_dir:
             shown = entries[:5] + (["..."] if len(entries) > 5 else [])
             raise ValueError(
-                f"output folder {output_dir} is not empty ({', '.join(shown)}); a new run there would mix its "
-                "checkpoints with the old ones. Pass --overwrite_output_dir to replace it, --resume_from_checkpoint "
-                "true to continue it, or choose another --output_dir"
+                f"output folder {output_dir} holds a run ({', '.join(shown)}); a new run there would mix its "
+                "checkpoints with the old ones. Pass --overwrite_output_dir to replace the folder, "
+                "--resume_from_checkpoint true to continue the run, or choose another --output_dir"
             )
         clear_folder(output_dir)
         logger.warning("--overwrite_output_dir: removed the previous contents of %s", output_dir)
@@ -276,4 +292,5 @@ __all__ = [
     "remove_stale_staging",
     "reorder_head_labels",
     "resolve_resume",
+    "run_outputs",
 ]

@@ -69,7 +69,7 @@ from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
 from .modeling_muppet import MuppetForMultiTask
 from .r3f import embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
-from .safety import remove_stale_staging, resolve_resume
+from .safety import refuse_canary, remove_stale_staging, resolve_resume
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
 from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
 from .training_args import MuppetTrainingArguments
@@ -259,6 +259,11 @@ class MuppetTrainer(Trainer):
             raise ValueError(
                 "MuppetTrainer: `r4f=True` needs spectral-norm heads; build the model with "
                 "MuppetConfig(spectral_norm=True) (training/prefinetune.py does this from `r4f`)"
+            )
+        if args.push_to_hub and model.config.canary:
+            # The Trainer uploads every checkpoint with `push_to_hub=True`; a canary model must stay unpublished.
+            refuse_canary(
+                "MuppetTrainer(push_to_hub=True): the model (config.json field `canary`)", allow_canary=False
             )
         self.head_types = {head: spec["type"] for head, spec in model.config.heads.items()}
         if data_collator is None:
@@ -591,6 +596,12 @@ class MuppetTrainer(Trainer):
         generated = generated.new_full((rows.shape[0], summaries.shape[1]), IGNORE_INDEX)
         generated[chosen] = summaries
         return generated
+
+    def push_to_hub(self, *args, allow_canary: bool = False, **kwargs):
+        """`Trainer.push_to_hub`, refused for a model trained on BIG-bench data unless `allow_canary=True`."""
+        if self.model.config.canary:
+            refuse_canary("MuppetTrainer.push_to_hub: the model (config.json field `canary`)", allow_canary)
+        return super().push_to_hub(*args, **kwargs)
 
     # ---- Checkpoints ----
 

@@ -65,8 +65,8 @@ class MuppetTrainingArguments(TrainingArguments):
         > Output folder
 
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
-            Replace a non-empty `output_dir` (the training scripts refuse one otherwise, unless resuming); the old
-            folder is moved aside in one rename and deleted.
+            Replace an `output_dir` that holds a run's checkpoints or outputs (the training scripts refuse one
+            otherwise, unless resuming); the old folder is moved aside in one rename and deleted.
 
     Two parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`) and
     `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it).
@@ -124,8 +124,8 @@ class MuppetTrainingArguments(TrainingArguments):
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
-            "help": "Replace a non-empty `output_dir` (cleared in one rename); without it, a new run refuses a folder "
-            "that holds files, so two runs never mix their checkpoints."
+            "help": "Replace an `output_dir` that holds a run (cleared in one rename); without it, a new run refuses "
+            "such a folder, so two runs never mix their checkpoints."
         },
     )
     remove_unused_columns: bool = field(

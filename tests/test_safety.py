@@ -149,6 +149,12 @@ def test_inherited_push_to_hub_refuses_a_canary_model(tmp_path, monkeypatch):
     assert tiny_model().push_to_hub("someone/model") == "url"
     reloaded = MuppetForMultiTask.from_pretrained(save_checkpoint(model, tmp_path / "ckpt"))
     assert reloaded.config.canary is True
+    # Nor is the Trainer's upload of each checkpoint (`push_to_hub=True`) or its own `push_to_hub`.
+    args = {"output_dir": str(tmp_path / "out"), "report_to": "none", "use_cpu": True}
+    with pytest.raises(ValueError, match="canary"):
+        MuppetTrainer(model, MuppetTrainingArguments(**args, push_to_hub=True, hub_model_id="someone/model"))
+    with pytest.raises(ValueError, match="canary"):
+        MuppetTrainer(model, MuppetTrainingArguments(**args)).push_to_hub()
 
 
 # ---- 3. A re-used head predicts the task's labels in the task's order ----
@@ -262,13 +268,27 @@ def test_non_empty_output_folder_is_refused_unless_overwritten_or_resumed(tmp_pa
     old = run / "checkpoint-9"
     old.mkdir(parents=True)
     (old / "model.safetensors").write_bytes(b"old run")
-    with pytest.raises(ValueError, match="not empty.*--overwrite_output_dir"):
+    with pytest.raises(ValueError, match="holds a run \\(checkpoint-9\\).*--overwrite_output_dir"):
         prefinetune.main(*prefinetune.parse_args(run_args(run, "--max_steps", "1")))
     assert sorted(os.listdir(run)) == ["checkpoint-9"]
+    for name in ("config.json", "runs", "all_results.json", "tmp-checkpoint-2", "model.safetensors"):
+        assert run_outputs_of(tmp_path / "other", name) == [name]
+    # What a launcher writes there first (its recipe and log) is not a run.
+    assert run_outputs_of(tmp_path / "other", "recipe.yaml", "run.log", "run.json") == []
 
     prefinetune.main(*prefinetune.parse_args(run_args(run, "--max_steps", "1", "--overwrite_output_dir", "true")))
     assert not old.exists() and (run / "model.safetensors").is_file()
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".run.old")]
+
+
+def run_outputs_of(folder: Path, *names: str) -> list[str]:
+    from muppet_hf.safety import run_outputs
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text("x")
+    return run_outputs(folder)
 
 
 # ---- Smaller ----

@@ -36,7 +36,6 @@ from muppet_hf.safety import (
     folder_is_canary,
     head_label_order,
     prepare_output_dir,
-    refuse_canary,
     reorder_head_labels,
 )
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
@@ -161,8 +160,6 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         args.tokenizer_name_or_path or args.model_name_or_path, trust_remote_code=args.trust_remote_code
     )
     model, reused = load_model(args, spec, r4f=training_args.r4f)
-    if model.config.canary and training_args.push_to_hub:
-        refuse_canary(f"--push_to_hub: the model fine-tuned from {args.model_name_or_path}", allow_canary=False)
     logger.info("task %s: head %r %s", spec.name, spec.head, "re-used from the checkpoint" if reused else "fresh")
 
     splits = ["train", *[split for split in args.eval_splits if split != "train"]]
