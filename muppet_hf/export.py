@@ -1064,7 +1064,7 @@ def _check_export_for_upload(folder: Path, allow_canary: bool):
     metadata = read_run_metadata(folder)
     card = check_model_card(folder / "README.md")
     if metadata.is_canary or "canary" in (card.data.tags or []):
-        tasks = metadata.canary_tasks or ["(flagged in the metadata or card)"]
+        tasks = metadata.canary_tasks or ["(flagged in config.json, the run metadata or the card)"]
         message = (
             f"{folder} was trained on BIG-bench (canary) data, tasks {tasks}: BIG-bench asks that models trained on "
             "its tasks not be published"

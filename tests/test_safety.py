@@ -117,7 +117,8 @@ def test_canary_travels_in_config_json_of_checkpoints_exports_and_fine_tuned_mod
         with pytest.raises(ValueError, match="canary"):
             push_to_hub(folder, "someone/model", dry_run=True)
         assert cli_main(["push", str(folder), "someone/model", "--dry-run"]) == 2
-    assert push_to_hub(checkpoint, "someone/model", dry_run=True, allow_canary=True).files
+    with pytest.warns(UserWarning, match="Uploading anyway because allow_canary=True"):
+        assert push_to_hub(checkpoint, "someone/model", dry_run=True, allow_canary=True).files
 
     for heads in ("all", "none"):
         exported = export_checkpoint(checkpoint, tmp_path / f"export-{heads}", heads=heads)
@@ -132,7 +133,7 @@ def test_canary_travels_in_config_json_of_checkpoints_exports_and_fine_tuned_mod
         args = finetune.FinetuneArguments(task=str(TINY / "tiny_qa.yaml"), model_name_or_path=str(start))
         model, _ = finetune.load_model(args, finetune.get_task(args.task))
         assert model.config.canary is True
-        model.save_pretrained(tmp_path / "ft")
+        save_checkpoint(model, tmp_path / "ft")
         with pytest.raises(ValueError, match="canary"):
             push_to_hub(tmp_path / "ft", "someone/model", dry_run=True)
         shutil.rmtree(tmp_path / "ft")
