@@ -249,6 +249,24 @@ def test_resume_latest_on_the_command_line_continues_from_the_latest_checkpoint(
     assert resolve_resume("false") is None and resolve_resume("runs/x/checkpoint-3") == "runs/x/checkpoint-3"
 
 
+def test_resuming_a_run_killed_during_its_final_save_only_writes_the_outputs(tmp_path):
+    from safetensors.torch import load_file
+
+    prefinetune = load_script("prefinetune")
+    run = tmp_path / "run"
+    prefinetune.main(*prefinetune.parse_args(run_args(run, "--max_steps", "2", "--save_steps", "1")))
+    for name in ("model.safetensors", "README.md", "muppet_run.json", "task_metrics.json"):
+        (run / name).unlink()  # a kill during the final save
+    metrics = prefinetune.main(
+        *prefinetune.parse_args(run_args(run, "--max_steps", "2", "--resume_from_checkpoint", "true"))
+    )
+    assert sorted(path.name for path in run.glob("*checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    final, last = load_file(run / "model.safetensors"), load_file(run / "checkpoint-2" / "model.safetensors")
+    assert final.keys() == last.keys() and all(torch.equal(final[name], last[name]) for name in final)
+    assert set(metrics) == {"tiny_sentiment", "tiny_choice", "tiny_qa"}
+    assert (run / "README.md").is_file() and (run / "muppet_run.json").is_file()
+
+
 # ---- 5. max_steps 0 (or below -1) is rejected before any work ----
 
 
