@@ -7,8 +7,9 @@ same per-task sizes (training examples after the recipe's `max_train_examples`, 
 Everything is computed from sizes alone: the specs' `size` fields, or the built offline suite's counts when its cache
 is present. Nothing is downloaded or tokenized.
 
-Sizes are counts of *source examples*. MRC tasks are cut into several windows per example when tokenized; natural
-sampling counts their examples, not their windows, so the plan and the sampler agree.
+Sizes are counts of *source examples*. An MRC example tokenized into several windows counts once, as natural sampling
+counts MRC tasks by their source examples (issue 10); a sampler that counted windows would give MRC tasks a larger
+share than planned.
 """
 
 import json
