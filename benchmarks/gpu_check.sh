@@ -36,7 +36,7 @@ else
     MODE=(--quick)
     echo "== 1. throughput (bf16): no offline suite in $CACHE, so the --quick tiny model (a smoke test, not figures)"
 fi
-timeout 420 "$PYTHON" benchmarks/throughput.py --device cuda "${MODE[@]}" --output "$OUT/throughput_cuda.json" \
+timeout 420 "$PYTHON" benchmarks/throughput.py --device cuda ${MODE[@]+"${MODE[@]}"} --output "$OUT/throughput_cuda.json" \
     2>&1 | tee "$OUT/throughput.log" | grep -v -e "it/s]" -e "s/it]"
 
 # 2. Two processes on two GPUs: DDP, then FSDP2 (R3F off: its embedding-noise hook is untested under FSDP).
