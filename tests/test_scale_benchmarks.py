@@ -1,7 +1,11 @@
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,3 +30,16 @@ def test_child_run_reports_its_own_peak_memory_and_a_second_run_recomputes_nothi
     assert second["tokenized_splits"] == [] and second["canonicalized_splits"] == []
     # The child's own peak (a small process), not this test process's resident pages.
     assert 0.1 < first["peak_rss_gb"] < 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the script runs its checks")
+def test_gpu_check_stops_clearly_without_a_gpu():
+    result = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu_check.sh")],
+        env={**os.environ, "PYTHON": sys.executable, "OUT": "/nonexistent/gpu_check"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "no CUDA GPU is visible to torch" in result.stderr and "nothing was run" in result.stderr
