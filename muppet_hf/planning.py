@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from .data import offline_cache_dir
+from .data.offline_suite import SUITE_VERSION
 from .sampling import task_weights
 from .tasks import get_task
 from .tasks.spec import TaskSpec
@@ -30,7 +31,6 @@ from .training_args import MuppetTrainingArguments
 
 # A task drawn more often than this many times over its data is likely to be over-fitted (and crowds out others).
 DEFAULT_MAX_EPOCHS = 10.0
-OFFLINE_SUITE_VERSION = "v1"
 
 
 @dataclass
@@ -181,7 +181,7 @@ def train_size(spec: TaskSpec, cache_dir: str | os.PathLike | None = None) -> tu
         `(size, source)`, source one of `cache`, `file`, `spec`, or `(None, "missing")`.
     """
     if spec.source.builder == "offline_suite":
-        info = offline_cache_dir(cache_dir) / "offline_suite" / OFFLINE_SUITE_VERSION / spec.name / "build_info.json"
+        info = offline_cache_dir(cache_dir) / "offline_suite" / SUITE_VERSION / spec.name / "build_info.json"
         if info.is_file():
             num_rows = json.loads(info.read_text(encoding="utf-8")).get("num_rows", {})
             if "train" in num_rows:
