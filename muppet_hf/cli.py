@@ -1,4 +1,4 @@
-"""The `muppet-hf` command line: task registry, offline data, export and push."""
+"""The `muppet-hf` command line: task registry, offline data, mixture plans, export and push."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import yaml
 
-from .commands import register_export, register_push
+from .commands import register_export, register_plan, register_push
 from .tasks import get_task, list_tasks
 from .tasks.spec import TaskSpec
 
@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     build.set_defaults(func=_data_build)
 
+    register_plan(commands)
     register_export(commands)
     register_push(commands)
     return parser

@@ -64,6 +64,7 @@ from .checkpointing import (
     write_json,
 )
 from .collator import MuppetDataCollator
+from .distributed import idle_heads_term
 from .export import read_json
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
@@ -389,6 +390,9 @@ class MuppetTrainer(Trainer):
         if use_r3f:
             divergence = r3f_divergence(head_type, outputs, noised, inputs)
             loss = loss + self.args.r3f_lambda * divergence.mean()
+        if training and self.is_fsdp_enabled:
+            # FSDP2 reduces the heads' gradients as one buffer: every process must give every head one.
+            loss = loss + idle_heads_term(self.accelerator.unwrap_model(model), inputs["head"])
 
         if training:
             value = loss.detach().float().item()

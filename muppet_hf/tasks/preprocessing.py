@@ -319,6 +319,7 @@ def prepare_task(
         max_target_length (`int`, *optional*, defaults to 64): token cap of summarization targets.
         seed (`int`, *optional*, defaults to 0): seed of the shuffle that picks capped examples.
         raw (`datasets.DatasetDict`, *optional*): source rows already loaded (skips `load_raw`).
+        num_proc (`int`, *optional*): processes for the canonicalizing and tokenizing `map`s.
 
     Returns:
         `datasets.DatasetDict` of tokenized features. Span MRC splits other than `train` also keep `offset_mapping`,
@@ -355,6 +356,8 @@ def prepare_task(
                 "stats": stats,
                 "source_digest": _SOURCE_DIGEST,
             },
+            # Worker processes count into copies of `stats`, so with num_proc > 1 the warnings below see zeros.
+            num_proc=num_proc,
             desc=f"{spec.name}: tokenize ({split})",
         )
         if stats["answer_outside_window"]:
