@@ -41,6 +41,7 @@ from common import (
     load_recipe,
     plot_lines,
     run_variants,
+    selected,
     task_names,
     variant_tables,
     warn_if_not_held_out,
@@ -99,7 +100,7 @@ def main(args: ScalingArguments) -> dict:
     models, records, runs = run_variants(experiment_dir, args, recipe, variants, base=base_backbone(recipe, args))
 
     num_tasks = {"base": 0, **{name: len(overrides["tasks"]) for name, overrides in variants.items()}}
-    aggregates = aggregate(runs)
+    aggregates = aggregate(selected(runs))
     for entry in [*runs, *aggregates]:
         entry["num_tasks"] = num_tasks[entry["model"]]
     for record in records:
