@@ -96,6 +96,8 @@ class ExperimentArguments:
         learning_rates (`list[float]`, *optional*, defaults to `[3e-5, 1e-4]`): the learning-rate sweep, the same for
             every model (linear decay, 6% warmup); each model and task keeps the rate of its best mean validation
             score over fine-tuning seeds.
+        score_split (`str`, *optional*, defaults to `"test"`): the split whose score is reported: `test` (validation
+            for a task without one) or `validation` (as the results made before the step budget).
         finetune_args (`str`, *optional*): extra flags for every `training/finetune.py` run, e.g.
             `--finetune_args="--max_steps 2"`; they come last, so they override the ones above.
         prefinetune_args (`str`, *optional*): extra flags for every `training/prefinetune.py` run.
@@ -138,6 +140,9 @@ class ExperimentArguments:
     learning_rates: list[float] = field(
         default_factory=lambda: [3e-5, 1e-4], metadata={"help": "Learning-rate sweep; each model picks on validation."}
     )
+    score_split: str = field(
+        default="test", metadata={"help": "Split reported: test (where a task has one) or validation."}
+    )
     finetune_args: str = field(default="", metadata={"help": "Extra flags for every training/finetune.py run."})
     prefinetune_args: str = field(default="", metadata={"help": "Extra flags for every training/prefinetune.py run."})
     keep_models: bool = field(default=False, metadata={"help": "Keep the weights of fine-tuned models."})
@@ -148,6 +153,8 @@ class ExperimentArguments:
             raise ValueError("field `tasks`: give at least one held-out task")
         if not self.seeds:
             raise ValueError("field `seeds`: give at least one seed")
+        if self.score_split not in ("test", "validation"):
+            raise ValueError(f"field `score_split` must be `test` or `validation`, got {self.score_split!r}")
         if not self.learning_rates or not all(rate > 0 for rate in self.learning_rates):
             raise ValueError(f"field `learning_rates`: give positive rates, got {self.learning_rates}")
         if min(self.finetune_steps, self.early_stopping_patience) < 0 or self.finetune_eval_steps < 1:
@@ -447,7 +454,7 @@ def finetune_argv(
         # 6% warmup and 0.01 weight decay, as the pre-finetuning recipe.
         "--warmup_steps", "0.06", "--weight_decay", "0.01",
         "--save_strategy", "no", "--report_to", "none", "--logging_steps", "10", "--disable_tqdm", "true",
-        "--eval_splits", "validation", *(["test"] if has_test_split(spec) else []),
+        "--eval_splits", "validation", *(["test"] if args.score_split == "test" and has_test_split(spec) else []),
     ]  # fmt: skip
     if args.finetune_steps > 0:
         argv += [
