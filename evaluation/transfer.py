@@ -192,6 +192,16 @@ def _interval(entry: dict, mean_key: str = "mean") -> str:
     return f"{entry[mean_key]:+.1f} [{entry['ci_low']:+.1f}, {entry['ci_high']:+.1f}]"
 
 
+def _summary_row(label: str, entry: dict) -> list[str]:
+    return [
+        label,
+        f"{100 * entry['train_fraction']:g}%",
+        str(entry["tasks"]),
+        _interval(entry, "mean_of_task_means"),
+        f"{entry['tasks_ahead']}/{entry['tasks_behind']}",
+    ]
+
+
 def tables(
     aggregates: list[dict],
     pooled: list[dict],
@@ -225,27 +235,10 @@ def tables(
                 ]
             )
     headers = ["task", "metric", "train share", "base", "Muppet", "Δ mean [95% CI]", "Δ > 0 / < 0 / = 0"]
-    summary = [
-        [
-            "all checkpoints" if len(muppets) > 1 else "Muppet",
-            f"{100 * entry['train_fraction']:g}%",
-            str(entry["tasks"]),
-            _interval(entry, "mean_of_task_means"),
-            f"{entry['tasks_ahead']}/{entry['tasks_behind']}",
-        ]
-        for entry in comparison["over_tasks"]
-    ]
+    overall = "all checkpoints" if len(muppets) > 1 else "Muppet"
+    summary = [_summary_row(overall, entry) for entry in comparison["over_tasks"]]
     if len(muppets) > 1:
-        summary += [
-            [
-                entry["model"],
-                f"{100 * entry['train_fraction']:g}%",
-                str(entry["tasks"]),
-                _interval(entry, "mean_of_task_means"),
-                f"{entry['tasks_ahead']}/{entry['tasks_behind']}",
-            ]
-            for entry in comparison["by_checkpoint"]
-        ]
+        summary += [_summary_row(entry["model"], entry) for entry in comparison["by_checkpoint"]]
     return (
         markdown_table(headers, rows)
         + "\n"
