@@ -201,7 +201,7 @@ class PrefinetuneBudgetArguments(ExperimentArguments):
 
 
 def primary_metric(spec: TaskSpec) -> tuple[str, float]:
-    """The held-out metric of a task and its factor to points: accuracy (× 100), or SQuAD F1 for span MRC."""
+    """The held-out metric of a task and its factor to points (`muppet_hf.finetuning.PRIMARY_METRICS`)."""
     if spec.head_type not in PRIMARY_METRICS:
         raise ValueError(
             f"{spec.file}: task {spec.name!r}, field `family`: {spec.family} tasks have no held-out metric here; "
