@@ -519,6 +519,7 @@ def finetune_grid(
             flush=True,
         )
         selection = result.get("selection") or {}
+        guess = (result.get("guess_accuracy") or {}).get(score_split)
         runs.append(
             {
                 "model": model,
@@ -531,6 +532,8 @@ def finetune_grid(
                 "score": score,
                 "score_split": score_split,
                 "validation_score": scale * validation[metric],
+                # The majority class's accuracy (uniform guess for multiple choice) on the scored split, in points.
+                "guess_score": None if guess is None else 100.0 * guess,
                 "train_examples": result["train_examples"],
                 "head_reused": result["head_reused"],
                 "updates": result.get("global_step"),
@@ -616,6 +619,7 @@ def aggregate(runs: list[dict], keys: tuple[str, ...] = ("model", "task", "train
                 **dict(zip(keys, key, strict=True)),
                 "metric": members[0]["metric"],
                 "score_split": members[0].get("score_split", "validation"),
+                "guess_score": _mean_or_none([run.get("guess_score") for run in members]),
                 "n": len(scores),
                 "mean": statistics.fmean(scores),
                 "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
@@ -626,6 +630,10 @@ def aggregate(runs: list[dict], keys: tuple[str, ...] = ("model", "task", "train
             }
         )
     return aggregates
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    return None if any(value is None for value in values) else statistics.fmean(values)
 
 
 def lookup(aggregates: list[dict], **where) -> dict | None:

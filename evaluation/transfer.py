@@ -228,13 +228,14 @@ def tables(
                     task,
                     (base or {}).get("metric", ""),
                     f"{100 * fraction:g}%",
+                    "–" if base is None or base["guess_score"] is None else f"{base['guess_score']:.1f}",
                     format_score(base),
                     format_score(muppet),
                     _interval(pair) if pair else "–",
                     f"{pair['wins']}/{pair['losses']}/{pair['ties']}" if pair else "–",
                 ]
             )
-    headers = ["task", "metric", "train share", "base", "Muppet", "Δ mean [95% CI]", "Δ > 0 / < 0 / = 0"]
+    headers = ["task", "metric", "train share", "guess", "base", "Muppet", "Δ mean [95% CI]", "Δ > 0 / < 0 / = 0"]
     overall = "all checkpoints" if len(muppets) > 1 else "Muppet"
     summary = [_summary_row(overall, entry) for entry in comparison["over_tasks"]]
     if len(muppets) > 1:

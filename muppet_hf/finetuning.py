@@ -10,10 +10,13 @@ on disk at every evaluation); here the best weights are a copy in memory, so not
 """
 
 import logging
+from collections import Counter
 
+import datasets
 import torch
 from transformers import TrainerCallback
 
+from .losses import IGNORE_INDEX
 from .trainer import TEXT_METRICS
 
 
@@ -42,6 +45,24 @@ def primary_metric(head_type: str) -> tuple[str, float]:
 def metric_to_compute(head_type: str) -> str:
     """The name to ask `MuppetTrainer` for so that it reports the primary metric (`squad` gives span `f1`)."""
     return TEXT_METRICS.get(head_type, primary_metric(head_type)[0])
+
+
+def guess_score(head_type: str, dataset: datasets.Dataset) -> float | None:
+    """The accuracy of a guess that ignores the input, the floor a fine-tuned model must clear on `dataset`.
+
+    Classification and tagging: the majority class's (tag's) share of the labels. Multiple choice: the mean of
+    1 / number of choices (a uniform guess). `None` for other head types (span F1 has no such floor).
+    """
+    if len(dataset) == 0:
+        return None
+    if head_type == "multiple_choice":
+        return sum(1 / len(choices) for choices in dataset["input_ids"]) / len(dataset)
+    if head_type not in ("classification", "token_classification"):
+        return None
+    labels = dataset["labels"]
+    flat = [tag for row in labels for tag in row] if head_type == "token_classification" else labels
+    counts = Counter(label for label in flat if label != IGNORE_INDEX)
+    return max(counts.values()) / sum(counts.values())
 
 
 class BestModelCallback(TrainerCallback):
@@ -111,4 +132,4 @@ class BestModelCallback(TrainerCallback):
         self._best_state = None
 
 
-__all__ = ["PRIMARY_METRICS", "BestModelCallback", "metric_to_compute", "primary_metric"]
+__all__ = ["PRIMARY_METRICS", "BestModelCallback", "guess_score", "metric_to_compute", "primary_metric"]

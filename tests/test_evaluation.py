@@ -107,6 +107,7 @@ def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, 
         assert run["updates"] <= 4 and run["best_step"] in (2, 4)
         # The tiny tasks have no test split, so they are scored on validation.
         assert run["score_split"] == "validation" and "test" not in run["metrics"]
+        assert (run["guess_score"] is None) == (run["task"] == "tiny_qa"), "span F1 has no guess to beat"
     reused = {(run["model"], run["task"]): run["head_reused"] for run in results["runs"]}
     assert reused[("muppet", "tiny_qa")] and not reused[("base", "tiny_qa")]
     assert {run["train_examples"] for run in results["runs"] if run["task"] == "tiny_sentiment"} == {20, 40}
@@ -245,8 +246,9 @@ def test_transfer_scores_on_test_after_a_learning_rate_sweep_and_pairs_each_pre_
     assert [recipe["seed"] for recipe in recipes] == [3, 4]
     assert [record["prefinetune_seed"] for record in results["prefinetune"]] == [3, 4]
     for run in results["runs"]:
-        # A tagging task with a test split: scored on test, token accuracy in points.
+        # A tagging task with a test split: scored on test, token accuracy in points, beside the majority tag's share.
         assert run["score_split"] == "test" and run["score"] == pytest.approx(100 * run["metrics"]["test"]["accuracy"])
+        assert 25 < run["guess_score"] < 100
     chosen = [run for run in results["runs"] if run["selected"]]
     assert len(chosen) == 6 and len({(run["model"], run["learning_rate"]) for run in chosen}) == 3
     for model in ("base", "muppet_1", "muppet_2"):

@@ -1,11 +1,12 @@
 """The fine-tuning protocol's model selection (`muppet_hf.finetuning`), with a toy module and hand-made scores."""
 
+import datasets
 import pytest
 import torch
 from torch import nn
 from transformers import TrainerControl, TrainerState
 
-from muppet_hf.finetuning import BestModelCallback, metric_to_compute, primary_metric
+from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
 
 
 def evaluate(callback: BestModelCallback, model: nn.Module, step: int, score: float) -> TrainerControl:
@@ -52,3 +53,15 @@ def test_primary_metric_of_each_head_type():
     assert metric_to_compute("token_classification") == "accuracy"
     with pytest.raises(ValueError, match="seq2seq"):
         primary_metric("seq2seq")
+
+
+def test_guess_score_is_the_majority_share_or_a_uniform_guess():
+    labels = datasets.Dataset.from_dict({"labels": [0, 1, 1, 1]})
+    assert guess_score("classification", labels) == 0.75
+    # Tagging: word-piece continuations (-100) are not tags.
+    tags = datasets.Dataset.from_dict({"labels": [[-100, 2, -100, 0], [-100, 2, 2, -100]]})
+    assert guess_score("token_classification", tags) == 0.75
+    # Multiple choice: one example with 2 choices, one with 4.
+    choices = datasets.Dataset.from_dict({"input_ids": [[[1, 2], [1, 3]], [[1], [2], [3], [4]]]})
+    assert guess_score("multiple_choice", choices) == pytest.approx((1 / 2 + 1 / 4) / 2)
+    assert guess_score("span", labels) is None

@@ -38,7 +38,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
-from muppet_hf.finetuning import BestModelCallback, metric_to_compute, primary_metric
+from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
 from muppet_hf.trainer import MuppetTrainer, destroy_process_group
@@ -221,6 +221,8 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         "global_step": train_result.global_step,
         "max_steps": trainer.state.max_steps,
         "metrics": {},
+        # Accuracy of the majority class (or a uniform guess for multiple choice) on each evaluated split.
+        "guess_accuracy": {split: guess_score(spec.head_type, prepared[split]) for split in args.eval_splits},
     }
     if selection is not None:
         results["selection"] = {
