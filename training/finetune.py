@@ -24,7 +24,8 @@ python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task
 ```
 
 The output folder holds the fine-tuned model and `finetune_metrics.json`: the task, the starting model, whether the
-head was re-used, the training-set size, the seed, the updates trained, the metrics of each evaluated split and, with
+head was re-used, the training-set size, the seed, the updates trained, the metrics of each evaluated split, the
+accuracy of an input-blind guess on each (`guess_accuracy`: majority class, or 1 / choices) and, with
 `--select_best_model`, which evaluation's weights were kept (`selection`).
 """
 
