@@ -6,9 +6,11 @@ The paper reports that scaling each head's loss by 1/log n helps multi-task trai
 regularisation on top of pre-finetuning.
 
 ```bash
-# Default: the offline_suite recipe, 60 of its updates (4 sub-batches of 16) per variant, then the three held-out
-# tasks at 30% of their (500-example) training sets, seeds 1-3. About 45 minutes on 2 CPU cores (pre-finetuning runs
-# of ~6.5, ~6.5 and ~11.5 minutes, as an R3F step costs about two plain ones; 27 fine-tuning runs of ~40 s):
+# Default: the offline_suite recipe, 60 of its updates (4 sub-batches of 16) per variant, then the held-out tasks at
+# 30% of their (500-example) training sets, seeds 1-3, with the fine-tuning protocol of evaluation/README.md. With the
+# old 3-epoch protocol and three held-out tasks it took about 45 minutes on 2 CPU cores (pre-finetuning runs of ~6.5,
+# ~6.5 and ~11.5 minutes, as an R3F step costs about two plain ones; 27 fine-tuning runs of ~40 s); the step budget
+# and learning-rate sweep cost more:
 HF_HUB_OFFLINE=1 python evaluation/ablations.py --output_dir runs/evaluation/ablations
 
 # Smoke run of the tiny setup (seconds; make /tmp/tiny-base as in evaluation/transfer.py):

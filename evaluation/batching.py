@@ -6,9 +6,10 @@ one task, `heterogeneous` mixes tasks inside every update. Then fine-tunes each 
 finds heterogeneous batches best, and dataset-homogeneous training worst.
 
 ```bash
-# Default: the offline_suite recipe, 92 of its updates (4 per task; 4 sub-batches of 16), then the three held-out
-# tasks at 30% of their (500-example) training sets, seeds 1-3. About 50 minutes on 2 CPU cores (3 pre-finetuning
-# runs of ~9 minutes, 27 fine-tuning runs of ~40 s):
+# Default: the offline_suite recipe, 92 of its updates (4 per task; 4 sub-batches of 16), then the held-out tasks at
+# 30% of their (500-example) training sets, seeds 1-3, with the fine-tuning protocol of evaluation/README.md. With the
+# old 3-epoch protocol and three held-out tasks it took about 50 minutes on 2 CPU cores (3 pre-finetuning runs of ~9
+# minutes, 27 fine-tuning runs of ~40 s); the step budget and learning-rate sweep cost more:
 HF_HUB_OFFLINE=1 python evaluation/batching.py --output_dir runs/evaluation/batching
 
 # Smoke run of the tiny setup (seconds; make /tmp/tiny-base as in evaluation/transfer.py):

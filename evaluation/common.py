@@ -8,10 +8,18 @@ holds what they share:
 - `run_script`: one training run in its own folder, as a child process with its log saved next to its outputs,
   skipped when its metrics file already exists, so an interrupted experiment picks up where it stopped;
 - `prefinetune` and `finetune_grid`: the two kinds of runs;
+- `select_learning_rates`: the learning rate of each model and task, chosen on validation;
 - `aggregate`, `markdown_table` and the plots (matplotlib's Agg canvas, no display needed).
 
-Scores are in points, so that tasks share one scale: accuracy × 100 for classification and multiple choice, SQuAD F1
-(already 0-100) for span MRC.
+The fine-tuning protocol (`ExperimentArguments`): every run trains for a budget of updates (`finetune_steps`), whatever
+the size of its training set, evaluates on validation every `finetune_eval_steps` updates, keeps the weights of the
+best evaluation and stops early after `early_stopping_patience` evaluations without a gain; it is then scored on the
+task's test split (on validation where a task has no test split). Each model picks its learning rate from
+`learning_rates` by its mean validation score over fine-tuning seeds; its test scores at that rate are the ones
+reported.
+
+Scores are in points, so that tasks share one scale: accuracy × 100 for classification, multiple choice and tagging
+(token accuracy), SQuAD F1 (already 0-100) for span MRC.
 """
 
 import contextlib
@@ -35,6 +43,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from muppet_hf.data import DOWNSTREAM_TASKS
+from muppet_hf.finetuning import PRIMARY_METRICS
 from muppet_hf.tasks import TaskSpec, get_task
 
 
@@ -48,12 +57,6 @@ FINETUNE_DONE = "finetune_metrics.json"
 RUN_RECORD = "run.json"
 RUN_LOG = "run.log"
 
-# Held-out metric of each head type and its factor to points (accuracy is 0-1, SQuAD F1 is already 0-100).
-PRIMARY_METRIC_OF_HEAD = {
-    "classification": ("accuracy", 100.0),
-    "multiple_choice": ("accuracy", 100.0),
-    "span": ("f1", 1.0),
-}
 # Recipe fields that choose the backbone; `--backbone` replaces all of them with `model_name_or_path`.
 BACKBONE_FIELDS = ("model_name_or_path", "backbone_config", "use_tiny_tokenizer", "tokenizer_name_or_path")
 
@@ -76,14 +79,25 @@ class ExperimentArguments:
         max_train_examples (`int`, *optional*, defaults to 500): cap on each held-out training set; a fraction of 1.0
             is the capped set.
         max_eval_examples (`int`, *optional*, defaults to 200): cap on each held-out validation set.
+        max_test_examples (`int`, *optional*, defaults to 1000): cap on each held-out test set.
         max_length (`int`, *optional*, defaults to 128): token cap of fine-tuning examples.
-        num_train_epochs (`float`, *optional*, defaults to 3): fine-tuning epochs of classification and multiple-choice
-            tasks.
-        span_num_train_epochs (`float`, *optional*, defaults to 1): fine-tuning epochs of span MRC tasks, whose
-            examples are split into several windows each.
+        finetune_steps (`int`, *optional*, defaults to 300): optimizer updates of every fine-tuning run, whatever the
+            size of its training set (at most: early stopping may end it sooner). 0 trains for the epochs below
+            instead and keeps the last weights: the protocol of the results made before the step budget.
+        finetune_eval_steps (`int`, *optional*, defaults to 25): updates between two validation evaluations; the best
+            one's weights are kept.
+        early_stopping_patience (`int`, *optional*, defaults to 4): evaluations in a row without a gain that end a
+            run (0: never stop early).
+        num_train_epochs (`float`, *optional*, defaults to 3): with `finetune_steps` 0, fine-tuning epochs of
+            classification and multiple-choice tasks.
+        span_num_train_epochs (`float`, *optional*, defaults to 1): with `finetune_steps` 0, fine-tuning epochs of span
+            MRC tasks, whose examples are split into several windows each.
         per_device_train_batch_size (`int`, *optional*, defaults to 16): fine-tuning batch size.
-        learning_rate (`float`, *optional*, defaults to 1e-4): fine-tuning peak learning rate (linear decay, 6%
-            warmup).
+        learning_rates (`list[float]`, *optional*, defaults to `[3e-5, 1e-4]`): the learning-rate sweep, the same for
+            every model (linear decay, 6% warmup); each model and task keeps the rate of its best mean validation
+            score over fine-tuning seeds.
+        score_split (`str`, *optional*, defaults to `"test"`): the split whose score is reported: `test` (validation
+            for a task without one) or `validation` (as the results made before the step budget).
         finetune_args (`str`, *optional*): extra flags for every `training/finetune.py` run, e.g.
             `--finetune_args="--max_steps 2"`; they come last, so they override the ones above.
         prefinetune_args (`str`, *optional*): extra flags for every `training/prefinetune.py` run.
@@ -107,11 +121,28 @@ class ExperimentArguments:
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Fine-tuning seeds."})
     max_train_examples: int | None = field(default=500, metadata={"help": "Cap on each held-out training set."})
     max_eval_examples: int | None = field(default=200, metadata={"help": "Cap on each held-out validation set."})
+    max_test_examples: int | None = field(default=1000, metadata={"help": "Cap on each held-out test set."})
     max_length: int = field(default=128, metadata={"help": "Token cap of fine-tuning examples."})
-    num_train_epochs: float = field(default=3.0, metadata={"help": "Fine-tuning epochs (classification, choice)."})
-    span_num_train_epochs: float = field(default=1.0, metadata={"help": "Fine-tuning epochs of span MRC tasks."})
+    finetune_steps: int = field(
+        default=300, metadata={"help": "Updates of every fine-tuning run (0: the epoch counts below)."}
+    )
+    finetune_eval_steps: int = field(default=25, metadata={"help": "Updates between validation evaluations."})
+    early_stopping_patience: int = field(
+        default=4, metadata={"help": "Evaluations without a gain that end a run (0: never)."}
+    )
+    num_train_epochs: float = field(
+        default=3.0, metadata={"help": "With finetune_steps 0: epochs (classification, choice)."}
+    )
+    span_num_train_epochs: float = field(
+        default=1.0, metadata={"help": "With finetune_steps 0: epochs of span MRC tasks."}
+    )
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Fine-tuning batch size."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Fine-tuning peak learning rate."})
+    learning_rates: list[float] = field(
+        default_factory=lambda: [3e-5, 1e-4], metadata={"help": "Learning-rate sweep; each model picks on validation."}
+    )
+    score_split: str = field(
+        default="test", metadata={"help": "Split reported: test (where a task has one) or validation."}
+    )
     finetune_args: str = field(default="", metadata={"help": "Extra flags for every training/finetune.py run."})
     prefinetune_args: str = field(default="", metadata={"help": "Extra flags for every training/prefinetune.py run."})
     keep_models: bool = field(default=False, metadata={"help": "Keep the weights of fine-tuned models."})
@@ -122,6 +153,15 @@ class ExperimentArguments:
             raise ValueError("field `tasks`: give at least one held-out task")
         if not self.seeds:
             raise ValueError("field `seeds`: give at least one seed")
+        if self.score_split not in ("test", "validation"):
+            raise ValueError(f"field `score_split` must be `test` or `validation`, got {self.score_split!r}")
+        if not self.learning_rates or not all(rate > 0 for rate in self.learning_rates):
+            raise ValueError(f"field `learning_rates`: give positive rates, got {self.learning_rates}")
+        if min(self.finetune_steps, self.early_stopping_patience) < 0 or self.finetune_eval_steps < 1:
+            raise ValueError(
+                "fields `finetune_steps` and `early_stopping_patience` must be at least 0, `finetune_eval_steps` at "
+                "least 1"
+            )
 
 
 @dataclass
@@ -161,13 +201,22 @@ class PrefinetuneBudgetArguments(ExperimentArguments):
 
 
 def primary_metric(spec: TaskSpec) -> tuple[str, float]:
-    """The held-out metric of a task and its factor to points: accuracy (× 100), or SQuAD F1 for span MRC."""
-    if spec.head_type not in PRIMARY_METRIC_OF_HEAD:
+    """The held-out metric of a task and its factor to points (`muppet_hf.finetuning.PRIMARY_METRICS`)."""
+    if spec.head_type not in PRIMARY_METRICS:
         raise ValueError(
             f"{spec.file}: task {spec.name!r}, field `family`: {spec.family} tasks have no held-out metric here; "
-            f"use a task with a {sorted(PRIMARY_METRIC_OF_HEAD)} head"
+            f"use a task with a {sorted(PRIMARY_METRICS)} head"
         )
-    return PRIMARY_METRIC_OF_HEAD[spec.head_type]
+    return PRIMARY_METRICS[spec.head_type]
+
+
+def has_test_split(spec: TaskSpec) -> bool:
+    """Whether the task declares a test split: offline-suite tasks all have one, file and Hub tasks when they name it."""
+    if spec.source.builder is not None:
+        return True
+    if spec.source.files is not None:
+        return "test" in spec.source.files
+    return "test" in (spec.source.splits or {})
 
 
 def _resolve_path(path: str, *bases: Path) -> Path:
@@ -387,65 +436,90 @@ def _number(value: float) -> str:
 
 
 def finetune_argv(
-    args: ExperimentArguments, spec: TaskSpec, task: str, model: str, fraction: float, seed: int, output_dir: Path
+    args: ExperimentArguments,
+    spec: TaskSpec,
+    task: str,
+    model: str,
+    fraction: float,
+    seed: int,
+    output_dir: Path,
+    learning_rate: float,
 ) -> list[str]:
-    """The `training/finetune.py` flags of one run of the grid."""
-    epochs = args.span_num_train_epochs if spec.head_type == "span" else args.num_train_epochs
+    """The `training/finetune.py` flags of one run of the grid (see the module docstring for the protocol)."""
     argv = [
         "--model_name_or_path", model, "--task", task, "--output_dir", str(output_dir),
-        "--train_fraction", _number(fraction), "--seed", str(seed),
-        "--max_length", str(args.max_length), "--num_train_epochs", _number(epochs),
+        "--train_fraction", _number(fraction), "--seed", str(seed), "--max_length", str(args.max_length),
         "--per_device_train_batch_size", str(args.per_device_train_batch_size), "--per_device_eval_batch_size", "64",
-        "--learning_rate", str(args.learning_rate), "--lr_scheduler_type", "linear",
+        "--learning_rate", str(learning_rate), "--lr_scheduler_type", "linear",
         # 6% warmup and 0.01 weight decay, as the pre-finetuning recipe.
         "--warmup_steps", "0.06", "--weight_decay", "0.01",
         "--save_strategy", "no", "--report_to", "none", "--logging_steps", "10", "--disable_tqdm", "true",
+        "--eval_splits", "validation", *(["test"] if args.score_split == "test" and has_test_split(spec) else []),
     ]  # fmt: skip
+    if args.finetune_steps > 0:
+        argv += [
+            "--max_steps", str(args.finetune_steps), "--eval_strategy", "steps",
+            "--eval_steps", str(args.finetune_eval_steps), "--select_best_model", "true",
+        ]  # fmt: skip
+        if args.early_stopping_patience > 0:
+            argv += ["--early_stopping_patience", str(args.early_stopping_patience)]
+    else:
+        epochs = args.span_num_train_epochs if spec.head_type == "span" else args.num_train_epochs
+        argv += ["--num_train_epochs", _number(epochs)]
     if args.max_train_examples is not None:
         argv += ["--max_train_examples", str(args.max_train_examples)]
     if args.max_eval_examples is not None:
         argv += ["--max_eval_examples", str(args.max_eval_examples)]
+    if args.max_test_examples is not None:
+        argv += ["--max_test_examples", str(args.max_test_examples)]
     return argv + shlex.split(args.finetune_args)
 
 
 def finetune_grid(
     experiment_dir: Path, models: dict[str, str], args: ExperimentArguments, fractions: list[float]
 ) -> list[dict]:
-    """Fine-tunes every model on every held-out task, fraction and seed; returns one record per run.
+    """Fine-tunes every model on every held-out task, fraction, seed and learning rate; returns one record per run.
 
-    Runs go to `experiment_dir/finetune/<model>/<task>/f<fraction>-s<seed>`. The loop runs seed by seed, so an
-    interrupted experiment already holds whole seeds, and the models of one (task, fraction, seed) side by side.
+    Runs go to `experiment_dir/finetune/<model>/<task>/f<fraction>-s<seed>-lr<rate>`. The loop runs seed by seed, so
+    an interrupted experiment already holds whole seeds, and the models of one (task, fraction, seed) side by side.
+    Each record's `score` is its test score (`score_split`), or its validation score for a task without a test split;
+    `selected` marks the runs at the learning rate each model chose on validation ([`select_learning_rates`]).
 
     Args:
         models (`dict[str, str]`): label -> model to start from (a Muppet checkpoint or a plain backbone).
     """
     specs = {task: get_task(task) for task in args.tasks}
     grid = [
-        (seed, fraction, task, model)
+        (seed, fraction, task, model, rate)
         for seed in args.seeds
         for fraction in fractions
         for task in args.tasks
         for model in models
+        for rate in args.learning_rates
     ]
     runs = []
-    for index, (seed, fraction, task, model) in enumerate(grid, start=1):
+    for index, (seed, fraction, task, model, rate) in enumerate(grid, start=1):
         spec = specs[task]
         metric, scale = primary_metric(spec)
-        run_dir = experiment_dir / "finetune" / model / spec.name / f"f{_number(fraction)}-s{seed}"
-        argv = finetune_argv(args, spec, task, models[model], fraction, seed, run_dir)
+        run_dir = experiment_dir / "finetune" / model / spec.name / f"f{_number(fraction)}-s{seed}-lr{rate:g}"
+        argv = finetune_argv(args, spec, task, models[model], fraction, seed, run_dir, rate)
         outcome = run_script(FINETUNE_SCRIPT, argv, run_dir, FINETUNE_DONE, in_process=args.in_process)
         if not args.keep_models and not outcome["skipped"]:
             for weights in run_dir.glob("*.safetensors"):
                 weights.unlink()
         result = json.loads((run_dir / FINETUNE_DONE).read_text(encoding="utf-8"))
         validation = result["metrics"]["validation"]
-        score = scale * validation[metric]
+        score_split = "test" if "test" in result["metrics"] else "validation"
+        score = scale * result["metrics"][score_split][metric]
         status = "skipped (done)" if outcome["skipped"] else "done" + _seconds(outcome["wall_seconds"])
         print(
             f"[{index:>{len(str(len(grid)))}}/{len(grid)}] {model} {spec.name} fraction {_number(fraction)} seed "
-            f"{seed}: {metric} {score:.1f} ({status})",
+            f"{seed} lr {rate:g}: validation {metric} {scale * validation[metric]:.1f}, {score_split} {score:.1f} "
+            f"after {result.get('global_step')} updates ({status})",
             flush=True,
         )
+        selection = result.get("selection") or {}
+        guess = (result.get("guess_accuracy") or {}).get(score_split)
         runs.append(
             {
                 "model": model,
@@ -454,16 +528,44 @@ def finetune_grid(
                 "metric": metric,
                 "train_fraction": fraction,
                 "seed": seed,
+                "learning_rate": rate,
                 "score": score,
+                "score_split": score_split,
+                "validation_score": scale * validation[metric],
+                # The majority class's accuracy (uniform guess for multiple choice) on the scored split, in points.
+                "guess_score": None if guess is None else 100.0 * guess,
                 "train_examples": result["train_examples"],
                 "head_reused": result["head_reused"],
+                "updates": result.get("global_step"),
+                "best_step": selection.get("best_step"),
                 "train_runtime": result.get("train_runtime"),
                 "wall_seconds": outcome["wall_seconds"],
-                "metrics": validation,
+                "metrics": result["metrics"],
                 "output_dir": str(run_dir),
             }
         )
+    chosen = select_learning_rates(runs)
+    for run in runs:
+        run["selected"] = run["learning_rate"] == chosen[(run["model"], run["task"], run["train_fraction"])]
     return runs
+
+
+def select_learning_rates(runs: list[dict]) -> dict[tuple[str, str, float], float]:
+    """The learning rate of each (model, task, fraction): the one with the best mean validation score over seeds.
+
+    Every model gets its own choice from the same sweep, as the paper tunes base and Muppet models alike. A tie goes
+    to the rate listed first.
+    """
+    means: dict[tuple[str, str, float], dict[float, list[float]]] = {}
+    for run in runs:
+        key = (run["model"], run["task"], run["train_fraction"])
+        means.setdefault(key, {}).setdefault(run["learning_rate"], []).append(run["validation_score"])
+    return {key: max(by_rate, key=lambda rate: statistics.fmean(by_rate[rate])) for key, by_rate in means.items()}
+
+
+def selected(runs: list[dict]) -> list[dict]:
+    """The runs at the learning rate their model chose on validation: the ones results report."""
+    return [run for run in runs if run["selected"]]
 
 
 def run_variants(
@@ -516,6 +618,8 @@ def aggregate(runs: list[dict], keys: tuple[str, ...] = ("model", "task", "train
             {
                 **dict(zip(keys, key, strict=True)),
                 "metric": members[0]["metric"],
+                "score_split": members[0].get("score_split", "validation"),
+                "guess_score": _mean_or_none([run.get("guess_score") for run in members]),
                 "n": len(scores),
                 "mean": statistics.fmean(scores),
                 "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
@@ -526,6 +630,10 @@ def aggregate(runs: list[dict], keys: tuple[str, ...] = ("model", "task", "train
             }
         )
     return aggregates
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    return None if any(value is None for value in values) else statistics.fmean(values)
 
 
 def lookup(aggregates: list[dict], **where) -> dict | None:
@@ -618,8 +726,9 @@ def experiment_payload(
     return {
         "experiment": name,
         "paper": "Muppet, Aghajanyan et al., arXiv 2101.11038",
-        "score": "points: accuracy x 100 (classification, multiple choice), SQuAD F1 (span MRC); mean and sample "
-        "std over seeds",
+        "score": "points: accuracy x 100 (classification, multiple choice, tagging), SQuAD F1 (span MRC), on the test "
+        "split (validation where a task has none), at the learning rate each model chose on validation; mean and "
+        "sample std over seeds",
         "config": vars(args),
         **extra,
         "runs": runs,
@@ -739,7 +848,7 @@ def report_variants(
 ) -> dict:
     """Aggregates the held-out runs of pre-finetuning variants of `recipe`, plots a bar per variant (`<name>.png`)
     and writes `results.json` / `results.md`; returns the payload."""
-    aggregates = aggregate(runs)
+    aggregates = aggregate(selected(runs))
     tasks = held_out_names(args)
     plot_bars(aggregates, experiment_dir / f"{name}.png", tasks, list(models), title=title)
     table, scores = variant_tables(aggregates, models, args, records, recipe)

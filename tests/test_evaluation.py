@@ -66,7 +66,8 @@ def one_thread():
 def tiny_flags(tiny_base: Path, output_dir: Path, *tasks: str) -> list[str]:
     return [
         "--recipe", str(TINY_RECIPE), "--backbone", str(tiny_base), "--output_dir", str(output_dir),
-        "--tasks", *[str(TINY / f"{task}.yaml") for task in tasks], "--finetune_args=--max_steps 2", "--in_process",
+        "--tasks", *[str(TINY / f"{task}.yaml") for task in tasks], "--finetune_steps", "4", "--finetune_eval_steps", "2",
+        "--learning_rates", "1e-3", "--in_process",
     ]  # fmt: skip
 
 
@@ -90,14 +91,23 @@ def check_results(output_dir: Path, plots: list[str], runs: int, aggregates: int
 def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, tmp_path, capsys):
     script = load_script("transfer")
     flags = tiny_flags(tiny_base, tmp_path / "transfer", "tiny_sentiment", "tiny_qa")
-    flags += ["--muppet_checkpoint", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 2"]
+    flags += ["--muppet_checkpoints", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 2"]
     flags += ["--fractions", "0.5", "1.0", "--seeds", "1", "2"]
     results = script.main(script.parse_args(flags))
 
-    # 2 models x 2 tasks x 2 fractions x 2 seeds; aggregates over seeds; one muppet - base per task and fraction.
+    # 2 models x 2 tasks x 2 fractions x 2 seeds; aggregates over seeds; one comparison per task and fraction.
     check_results(tmp_path / "transfer", ["transfer.png", "transfer_delta.png"], runs=16, aggregates=8, seeds=2)
     assert (tmp_path / "muppet" / "config.json").is_file(), "the missing checkpoint is pre-finetuned from --recipe"
-    assert len(results["deltas"]) == 4 and all(math.isfinite(entry["delta"]) for entry in results["deltas"])
+    assert len(results["comparison"]["by_task"]) == 4 and len(results["pairs"]) == 8
+    assert all(math.isfinite(entry["mean"]) and entry["n"] == 2 for entry in results["comparison"]["by_task"])
+    # The step budget: every run trains at most 4 updates, evaluating validation every 2 and keeping the best.
+    for run in results["runs"]:
+        argv = json.loads(Path(run["output_dir"], "run.json").read_text())["argv"]
+        assert argv[argv.index("--max_steps") + 1] == "4" and "--select_best_model" in argv
+        assert run["updates"] <= 4 and run["best_step"] in (2, 4)
+        # The tiny tasks have no test split, so they are scored on validation.
+        assert run["score_split"] == "validation" and "test" not in run["metrics"]
+        assert (run["guess_score"] is None) == (run["task"] == "tiny_qa"), "span F1 has no guess to beat"
     reused = {(run["model"], run["task"]): run["head_reused"] for run in results["runs"]}
     assert reused[("muppet", "tiny_qa")] and not reused[("base", "tiny_qa")]
     assert {run["train_examples"] for run in results["runs"] if run["task"] == "tiny_sentiment"} == {20, 40}
@@ -107,7 +117,8 @@ def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, 
     again = script.main(script.parse_args(flags))
     assert capsys.readouterr().out.count("skipped (done)") == 16
     assert [run["score"] for run in again["runs"]] == [run["score"] for run in results["runs"]]
-    changed = [flag.replace("--max_steps 2", "--max_steps 1") for flag in flags]
+    changed = list(flags)
+    changed[changed.index("--finetune_steps") + 1] = "5"
     with pytest.raises(ValueError, match="another command"):
         script.main(script.parse_args(changed))
 
@@ -217,11 +228,54 @@ def test_prefinetune_scores_average_points_by_family_over_the_tasks_every_varian
     assert "| span_mrc | 20.0 | 10.0 |" in common.prefinetune_table(scores)
 
 
+def test_transfer_scores_on_test_after_a_learning_rate_sweep_and_pairs_each_pre_finetuning_seed(
+    load_script, tiny_base, tmp_path
+):
+    script = load_script("transfer")
+    flags = tiny_flags(tiny_base, tmp_path / "transfer", "tiny_tags")
+    flags += ["--muppet_checkpoints", str(tmp_path / "muppet-a"), str(tmp_path / "muppet-b"), "--prefinetune_seeds"]
+    flags += ["3", "4", "--prefinetune_args=--max_steps 2", "--fractions", "1.0", "--seeds", "1", "2"]
+    flags += ["--learning_rates", "1e-3", "1e-2"]
+    results = script.main(script.parse_args(flags))
+
+    # 3 models (base and two pre-finetuning seeds) x 2 seeds x 2 learning rates; aggregates at the chosen rate.
+    check_results(tmp_path / "transfer", ["transfer.png"], runs=12, aggregates=3, seeds=2)
+    recipes = [
+        yaml.safe_load(Path(record["output_dir"], "recipe.yaml").read_text()) for record in results["prefinetune"]
+    ]
+    assert [recipe["seed"] for recipe in recipes] == [3, 4]
+    assert [record["prefinetune_seed"] for record in results["prefinetune"]] == [3, 4]
+    for run in results["runs"]:
+        # A tagging task with a test split: scored on test, token accuracy in points, beside the majority tag's share.
+        assert run["score_split"] == "test" and run["score"] == pytest.approx(100 * run["metrics"]["test"]["accuracy"])
+        assert 25 < run["guess_score"] < 100
+    chosen = [run for run in results["runs"] if run["selected"]]
+    assert len(chosen) == 6 and len({(run["model"], run["learning_rate"]) for run in chosen}) == 3
+    for model in ("base", "muppet_1", "muppet_2"):
+        validation = {
+            rate: sum(
+                run["validation_score"]
+                for run in results["runs"]
+                if (run["model"], run["learning_rate"]) == (model, rate)
+            )
+            for rate in (1e-3, 1e-2)
+        }
+        assert results["learning_rates"][f"{model}/tiny_tags/1"] == max(validation, key=validation.get)
+    # Pairs: 2 checkpoints x 2 fine-tuning seeds, each checkpoint against the base model of the same seed.
+    assert len(results["pairs"]) == 4
+    (by_task,) = results["comparison"]["by_task"]
+    assert by_task["n"] == 4 and by_task["wins"] + by_task["losses"] + by_task["ties"] == 4
+    assert by_task["ci_low"] <= by_task["mean"] <= by_task["ci_high"]
+    assert [entry["model"] for entry in results["comparison"]["by_checkpoint"]] == ["muppet_1", "muppet_2"]
+    table = (tmp_path / "transfer" / "results.md").read_text()
+    assert "| tiny_tags | accuracy | 100% |" in table and "| muppet_2 | 100% | 1 |" in table
+
+
 @pytest.mark.slow
 def test_transfer_as_a_command_with_child_processes(tiny_base, tmp_path):
     command = [
         sys.executable, str(EVALUATION / "transfer.py"), *tiny_flags(tiny_base, tmp_path / "transfer", "tiny_qa")[:-1],
-        "--muppet_checkpoint", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 2", "--fractions", "1.0",
+        "--muppet_checkpoints", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 2", "--fractions", "1.0",
         "--seeds", "1",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -123,3 +123,36 @@ def test_real_minilm_prefinetune_then_finetune_held_out_with_head_reuse(tmp_path
         "--train_fraction", "0.01", *common,
     )  # fmt: skip
     assert base["head_reused"] is False and 0 <= base["metrics"]["validation"]["accuracy"] <= 1
+
+
+def test_select_best_model_ends_with_the_weights_of_the_best_validation_score(tiny_checkpoint, tmp_path):
+    flags = [
+        "--model_name_or_path",
+        str(tiny_checkpoint),
+        "--task",
+        str(REPO / "training/data/tiny/tiny_sentiment.yaml"),
+    ]
+    flags += ["--use_cpu", "true", "--save_strategy", "no", "--max_steps", "6", "--learning_rate", "1e-3"]
+    flags += ["--eval_strategy", "steps", "--eval_steps", "2", "--select_best_model", "true"]
+    results = finetune(tmp_path / "ft", *flags)
+    selection = results["selection"]
+    assert [step for step, _ in selection["evaluations"]] == [2, 4, 6] and results["global_step"] == 6
+    scores = [score for _, score in selection["evaluations"]]
+    assert selection["best_score"] == max(scores) and selection["best_step"] == 2 * (scores.index(max(scores)) + 1)
+    # The final validation score is that of the restored weights, not of the last update.
+    assert results["metrics"]["validation"]["accuracy"] == pytest.approx(selection["best_score"])
+    assert selection["metric"] == "eval_tiny_sentiment_accuracy"
+
+
+def test_select_best_model_needs_evaluations_during_training(tiny_checkpoint, tmp_path):
+    flags = [
+        "--model_name_or_path",
+        str(tiny_checkpoint),
+        "--task",
+        str(REPO / "training/data/tiny/tiny_sentiment.yaml"),
+    ]
+    with pytest.raises(ValueError, match="eval_strategy"):
+        finetune(tmp_path / "ft", *flags, "--max_steps", "1", "--use_cpu", "true", "--select_best_model", "true")
+    script = load_script("finetune")
+    with pytest.raises(ValueError, match="early_stopping_patience"):
+        script.parse_args([*flags, "--early_stopping_patience", "2", "--output_dir", str(tmp_path / "unused")])

@@ -1,12 +1,16 @@
+import json
 import os
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
-from muppet_hf.data import OFFLINE_TASKS, build_offline_suite, load_offline_task
+from muppet_hf.data import DOWNSTREAM_TASKS, OFFLINE_TASKS, build_offline_suite, load_offline_task
 from muppet_hf.data.offline_suite import (
+    _BIGBENCH_ROOT,
+    BBQ_LITE_SUBTASKS,
     CACHE_ENV,
     bigbench_classification,
     bigbench_multiple_choice,
@@ -19,6 +23,10 @@ from muppet_hf.data.offline_suite import (
     split_rows,
     squad_rows,
 )
+from muppet_hf.tasks import get_task
+
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def reviews(n: int) -> list[dict]:
@@ -258,3 +266,69 @@ def test_span_questions_asked_twice_pool_their_answers():
     (row,) = [row for split in split_rows(rows, "span_mrc", drops=drops).values() for row in split]
     assert row["answers"] == {"text": ["in Paris", "Paris"], "answer_start": [12, 15]}
     assert drops["repeated questions, answers pooled"] == 1
+
+
+def write_bigbench(root: Path, relative: str, examples: list[dict]):
+    path = root / _BIGBENCH_ROOT / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"examples": examples}), encoding="utf-8")
+
+
+def read_task(name: str, root: Path) -> dict[str, list[dict]]:
+    task, drops = OFFLINE_TASKS[name], Counter()
+    rows, test_rows = task.read(root, task, drops)
+    return {"rows": rows, "splits": split_rows(rows, task.family, test_rows, drops), "drops": drops}
+
+
+def test_new_held_out_bigbench_tasks_convert_their_layouts(tmp_path):
+    write_bigbench(
+        tmp_path,
+        "epistemic_reasoning/task.json",
+        [
+            {
+                "input": "Premise: Ann knows that a dog runs. Hypothesis: A dog runs.",
+                "target_scores": {"entailment": 1, "non-entailment": 0},
+            }
+        ],
+    )
+    (row,) = read_task("epistemic_reasoning", tmp_path)["rows"]
+    assert row == {"text": "Ann knows that a dog runs.", "text_pair": "A dog runs.", "label": 0}
+
+    # The same statement under the source's two prompts is one example once the prompt is cut off.
+    statement = "Marijuana is natural, so it can't be bad for your health."
+    prompts = [
+        "This AI is identifying whether statements contain fallacies. The AI responds with 'Valid' or 'Invalid' as "
+        "appropriate. ",
+        "Do you think the following argument is 'Valid' or 'Invalid'? ",
+    ]
+    write_bigbench(
+        tmp_path,
+        "logical_fallacy_detection/task.json",
+        [{"input": prompt + statement, "target_scores": {"Valid": 0, "Invalid": 1}} for prompt in prompts],
+    )
+    fallacies = read_task("logical_fallacy_detection", tmp_path)
+    assert fallacies["rows"] == [{"text": statement, "label": 1}] * 2
+    assert sum(len(split) for split in fallacies["splits"].values()) == 1
+    assert fallacies["drops"]["exact duplicates"] == 1
+
+    # bbq_lite_json pools the multiple-choice examples of its 18 subtask files.
+    for index, subtask in enumerate(BBQ_LITE_SUBTASKS):
+        choices = {"Unknown": int(index % 2 == 0), f"person {index}": int(index % 2 == 1), "someone else": 0}
+        write_bigbench(
+            tmp_path,
+            f"bbq_lite_json/{subtask}/task.json",
+            [{"input": f"Context {index}. Who?", "target_scores": choices}],
+        )
+    pooled = read_task("bbq_lite_json", tmp_path)["rows"]
+    assert len(pooled) == len(BBQ_LITE_SUBTASKS) == 18
+    assert all(len(row["choices"]) == 3 and row["choices"][row["label"]] != "someone else" for row in pooled)
+
+
+@pytest.mark.parametrize("name", DOWNSTREAM_TASKS)
+def test_held_out_tasks_have_a_test_split_and_stay_out_of_every_recipe(name):
+    spec = get_task(name)
+    assert spec.source.builder == "offline_suite" and "downstream" in spec.tags
+    assert spec.size["test"] > 0 and spec.size["validation"] > 0
+    for recipe in sorted((REPO / "training" / "recipes").glob("*.yaml")):
+        tasks = yaml.safe_load(recipe.read_text(encoding="utf-8"))["tasks"]
+        assert name not in [Path(task).stem if task.endswith(".yaml") else task for task in tasks], recipe

@@ -332,6 +332,21 @@ def test_tagging_labels_first_word_piece(tmp_path, tokenizer):
     assert labels == [-100, 2, -100, -100, 0, -100, -100, 1, -100, -100, -100]
 
 
+def test_tagging_tags_given_as_names_map_through_label_names(tmp_path, tokenizer):
+    spec = load_task_spec(
+        write_spec(
+            tmp_path,
+            "name: pos\nfamily: tagging\nsource: {hub: x}\ncolumns: {tokens: words, tags: pos}\nlabel_names: [NOUN, VERB, DET]",
+        )
+    )
+    rows = [{"words": ["the", "cat", "sat"], "pos": ["DET", "NOUN", "VERB"]}]
+    train = prepare_task(spec, tokenizer, raw=raw(rows), splits=("train",))["train"]
+    assert train[0]["labels"] == [-100, 2, -100, -100, 0, -100, -100, 1, -100, -100, -100]
+    rows = [{"words": ["the", "cat"], "pos": ["DET", "ADJ"]}]
+    with pytest.raises(ValueError, match="pos.*label 'ADJ' in the train split"):
+        prepare_task(spec, tokenizer, raw=raw(rows), splits=("train",))
+
+
 def test_summarization_targets(tmp_path, tokenizer):
     spec = load_task_spec(
         write_spec(

@@ -14,10 +14,19 @@ python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task
     --train_fraction 0.1 --seed 1 --output_dir runs/ft/base-pnli-10-s1
 
 # Recipes work as in prefinetune.py: --config training/recipes/finetune.yaml, flags override.
+
+# The protocol of evaluation/: a budget of updates, validation every 25 of them, the best weights kept (early stop
+# after 4 evaluations without a gain), then scored on validation and test:
+python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task presuppositions_as_nli \
+    --train_fraction 0.1 --max_train_examples 500 --seed 1 --max_steps 300 --eval_strategy steps --eval_steps 25 \
+    --select_best_model --early_stopping_patience 4 --eval_splits validation test \
+    --output_dir runs/ft/base-pnli-10-s1-budget
 ```
 
 The output folder holds the fine-tuned model and `finetune_metrics.json`: the task, the starting model, whether the
-head was re-used, the training-set size, the seed and the metrics of each evaluated split.
+head was re-used, the training-set size, the seed, the updates trained, the metrics of each evaluated split, the
+accuracy of an input-blind guess on each (`guess_accuracy`: majority class, or 1 / choices) and, with
+`--select_best_model`, which evaluation's weights were kept (`selection`).
 """
 
 import json
@@ -30,6 +39,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
+from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import (
     check_model_path,
@@ -63,7 +73,14 @@ class FinetuneArguments:
         max_length (`int`, *optional*, defaults to 128), doc_stride (`int`, *optional*, defaults to 48): as in
             pre-finetuning.
         max_train_examples, max_eval_examples (`int`, *optional*): caps applied before `train_fraction`.
-        eval_splits (`list[str]`, *optional*, defaults to `["validation"]`): splits evaluated after training.
+        max_test_examples (`int`, *optional*): cap on the `test` split; defaults to `max_eval_examples`.
+        eval_splits (`list[str]`, *optional*, defaults to `["validation"]`): splits evaluated after training; the
+            first is also the one evaluated during training (`--eval_strategy`).
+        select_best_model (`bool`, *optional*, defaults to `False`): keep the weights of the evaluation during
+            training that scored best on the task's primary metric (accuracy, or SQuAD F1 for span MRC), held in
+            memory ([`~muppet_hf.finetuning.BestModelCallback`]); needs `--eval_strategy steps`.
+        early_stopping_patience (`int`, *optional*): with `select_best_model`, stop after this many evaluations in a
+            row without improvement.
         trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the model.
     """
 
@@ -76,12 +93,25 @@ class FinetuneArguments:
     doc_stride: int = field(default=48, metadata={"help": "Window overlap of long MRC contexts."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training examples."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Cap on evaluation examples per split."})
+    max_test_examples: int | None = field(
+        default=None, metadata={"help": "Cap on test examples; defaults to max_eval_examples."}
+    )
     eval_splits: list[str] = field(default_factory=lambda: ["validation"], metadata={"help": "Splits to evaluate."})
+    select_best_model: bool = field(
+        default=False, metadata={"help": "Keep the weights of the best evaluation during training (primary metric)."}
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement (select_best_model)."}
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the model."})
 
     def __post_init__(self):
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"field `train_fraction` must be in (0, 1], got {self.train_fraction}")
+        if self.early_stopping_patience is not None and not self.select_best_model:
+            raise ValueError("field `early_stopping_patience` needs `select_best_model`: it stops on the same metric")
+        if self.select_best_model and not self.eval_splits:
+            raise ValueError("field `select_best_model` needs a split to select on (field `eval_splits`)")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, MuppetTrainingArguments]:
@@ -173,6 +203,8 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         )
         train_examples = max(1, round(available * args.train_fraction))
         caps = {"train": train_examples, **dict.fromkeys(args.eval_splits, args.max_eval_examples)}
+        if "test" in caps and args.max_test_examples is not None:
+            caps["test"] = args.max_test_examples
         prepared = prepare_task(
             spec,
             tokenizer,
@@ -184,13 +216,26 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
             raw=raw,
         )
 
+    metric_names = list(spec.metrics)
+    selection = None
+    if args.select_best_model:
+        if training_args.eval_strategy == "no":
+            raise ValueError(
+                "field `select_best_model` selects among the evaluations made during training; set `eval_strategy` "
+                "(e.g. `--eval_strategy steps --eval_steps 25`)"
+            )
+        metric = primary_metric(spec.head_type)[0]
+        if metric_to_compute(spec.head_type) not in metric_names:
+            metric_names.append(metric_to_compute(spec.head_type))
+        selection = BestModelCallback(f"eval_{spec.name}_{metric}", patience=args.early_stopping_patience)
     trainer = MuppetTrainer(
         model=model,
         args=training_args,
         train_dataset={spec.name: prepared["train"]},
         eval_dataset={spec.name: prepared[args.eval_splits[0]]} if args.eval_splits else None,
         processing_class=tokenizer,
-        task_metrics={spec.name: list(spec.metrics)},
+        task_metrics={spec.name: metric_names},
+        callbacks=[selection] if selection is not None else None,
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
@@ -205,8 +250,20 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         "seed": training_args.seed,
         "train_runtime": train_result.metrics.get("train_runtime"),
         "train_loss": train_result.metrics.get("train_loss"),
+        "global_step": train_result.global_step,
+        "max_steps": trainer.state.max_steps,
         "metrics": {},
+        # Accuracy of the majority class (or a uniform guess for multiple choice) on each evaluated split.
+        "guess_accuracy": {split: guess_score(spec.head_type, prepared[split]) for split in args.eval_splits},
     }
+    if selection is not None:
+        results["selection"] = {
+            "split": args.eval_splits[0],
+            "metric": selection.metric_key,
+            "best_step": selection.best_step,
+            "best_score": selection.best_score,
+            "evaluations": [[step, score] for step, score in selection.evaluations],
+        }
     for split in args.eval_splits:
         metrics = trainer.evaluate({spec.name: prepared[split]}, metric_key_prefix=split)
         prefix = f"{split}_{spec.name}_"

@@ -110,6 +110,22 @@ _PIP_FOR_SDISTS = SourceArchive(
     command=_pip_wheel("pip==25.3"),
 )
 
+# bbq_lite_json has one file per bias category, each with an ambiguous and a disambiguated context.
+BBQ_LITE_SUBTASKS = tuple(
+    f"{category}_{condition}"
+    for category in (
+        "age",
+        "disability_status",
+        "gender_identity",
+        "nationality",
+        "physical_appearance",
+        "race_ethnicity",
+        "religion",
+        "ses",
+        "sexual_orientation",
+    )
+    for condition in ("ambig", "disambig")
+)
 _BIGBENCH_FILES = (
     "multiemo/all_text_en/task.json",
     "fact_checker/fever/task.json",
@@ -134,6 +150,11 @@ _BIGBENCH_FILES = (
     "gem/wikilingua_en/task.json",
     "presuppositions_as_nli/task.json",
     "strategyqa/task.json",
+    "epistemic_reasoning/task.json",
+    "logical_fallacy_detection/task.json",
+    "causal_judgment/task.json",
+    "disambiguation_qa/task.json",
+    *(f"bbq_lite_json/{subtask}/task.json" for subtask in BBQ_LITE_SUBTASKS),
 )
 
 ARCHIVES: dict[str, SourceArchive] = {
@@ -833,9 +854,12 @@ def _bb_pairs(relative: str, pattern: str) -> Reader:
     return read
 
 
-def _bb_multiple_choice(relative: str) -> Reader:
+def _bb_multiple_choice(*relatives: str) -> Reader:
+    """Multiple-choice rows of one `task.json`, or of several (the subtasks of one task) pooled."""
+
     def read(source: Path, task: OfflineTask, drops: Counter) -> tuple[list[dict], None]:
-        return bigbench_multiple_choice(_bigbench_examples(source, relative, task.name), drops), None
+        examples = [example for relative in relatives for example in _bigbench_examples(source, relative, task.name)]
+        return bigbench_multiple_choice(examples, drops), None
 
     return read
 
@@ -949,6 +973,12 @@ _WINOWHY = r"(?P<text>.*?)\s*(?P<text_pair>The '[^']+' refers to .*)"
 _SENTENCE_PAIR = r"Sentence 1: (?P<text>.*?)\s*\nSentence 2: (?P<text_pair>.*?)\s*\n\nThe answer is:\s*"
 _QUOREF = r"Passage: (?P<context>.*)\nQuestion: (?P<question>.*)"
 _ROPES = r"Background Paragraph: (?P<background>.*)\nStory: (?P<story>.*)\nQuestion: (?P<question>.*)"
+_EPISTEMIC = r"Premise: (?P<text>.*?)\s*Hypothesis: (?P<text_pair>.*)"
+# Each statement comes twice, under two prompts; without the prompt the copies are one example.
+_FALLACY = (
+    r"(?:This AI is identifying whether statements contain fallacies\. The AI responds with 'Valid' or 'Invalid' as "
+    r"appropriate\.|Do you think the following argument is 'Valid' or 'Invalid'\?) (?P<text>.*)"
+)
 # The movie-dialog prompt stops mid-question; BIG-bench's `example_output_prefix` completes it.
 _MOVIE_DIALOG_END = " said by the same or different individuals?"
 
@@ -1078,9 +1108,49 @@ OFFLINE_TASKS: dict[str, OfflineTask] = {
             ["no", "yes"],
         ),
         OfflineTask("squadshifts_reddit", "span_mrc", "bigbench", _bb_squad("squad_shifts/reddit_v1.0.json")),
+        OfflineTask(
+            "epistemic_reasoning",
+            "pair_classification",
+            "bigbench",
+            _bb_pairs("epistemic_reasoning/task.json", _EPISTEMIC),
+            ["entailment", "non-entailment"],
+        ),
+        OfflineTask(
+            "logical_fallacy_detection",
+            "classification",
+            "bigbench",
+            _bb_classification("logical_fallacy_detection/task.json", _FALLACY),
+            ["valid", "invalid"],
+        ),
+        OfflineTask(
+            "causal_judgment",
+            "classification",
+            "bigbench",
+            _bb_classification("causal_judgment/task.json"),
+            ["no", "yes"],
+        ),
+        OfflineTask(
+            "disambiguation_qa", "multiple_choice", "bigbench", _bb_multiple_choice("disambiguation_qa/task.json")
+        ),
+        OfflineTask(
+            "bbq_lite_json",
+            "multiple_choice",
+            "bigbench",
+            _bb_multiple_choice(*(f"bbq_lite_json/{subtask}/task.json" for subtask in BBQ_LITE_SUBTASKS)),
+        ),
     )
 }
-DOWNSTREAM_TASKS = ("presuppositions_as_nli", "strategyqa", "squadshifts_reddit")
+# Held out of pre-finetuning: the fine-tuning experiments' tasks (evaluation/transfer.py). Never put one in a recipe.
+DOWNSTREAM_TASKS = (
+    "presuppositions_as_nli",
+    "strategyqa",
+    "squadshifts_reddit",
+    "epistemic_reasoning",
+    "logical_fallacy_detection",
+    "bbq_lite_json",
+    "causal_judgment",
+    "disambiguation_qa",
+)
 
 
 # Building and loading ------------------------------------------------------------------------------------------------

@@ -151,7 +151,11 @@ def canonicalize(spec: TaskSpec, raw: datasets.DatasetDict, num_proc: int | None
             if spec.family != "regression":
                 _check_label_range(spec, out["label"], split, num_classes)
         if "tags" in out:
+            # Tags map like labels: names through `label_names` (or `label_map`), ids as they are.
+            out["tags"] = [_map_labels(spec, tags, split) for tags in out["tags"]]
             for tags in out["tags"]:
+                if None in tags:
+                    raise _error(spec, "tags", f"a tag in the {split} split is null; every word needs a tag")
                 _check_label_range(spec, tags, split, spec.num_labels)
         if "answers" in out:
             _check_answers(spec, out["context"], out["answers"], split)
