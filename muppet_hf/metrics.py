@@ -250,8 +250,33 @@ def tagging_scores(predictions: np.ndarray, labels: np.ndarray, label_names: Seq
     }
 
 
+# ---- Scale ----
+
+# What the trainer reports as fractions (0-1): scikit-learn/scipy argmax metrics and seqeval. SQuAD and ROUGE (span and
+# seq2seq heads) are percentages already; losses and counts are no scores.
+FRACTION_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman", "precision", "recall")
+PERCENT_HEAD_TYPES = ("span", "seq2seq")
+
+
+def metrics_in_percent(metrics: Mapping[str, float], head_type: str | None) -> dict[str, float]:
+    """One task's evaluation metrics, every score in percent (points), as the paper's tables report them.
+
+    Args:
+        metrics (`Mapping[str, float]`): metric name -> value, as `MuppetTrainer.evaluate` reports them for the task
+            (`eval_<task>_` taken off).
+        head_type (`str`, *optional*): the task's head type; span and seq2seq scores are left as they are.
+
+    Returns:
+        `dict[str, float]`: the names of `FRACTION_METRICS` times 100; other entries (`loss`, counts) unchanged.
+    """
+    if head_type in PERCENT_HEAD_TYPES:
+        return dict(metrics)
+    return {name: 100.0 * value if name in FRACTION_METRICS else value for name, value in metrics.items()}
+
+
 __all__ = [
     "is_bio_tagset",
+    "metrics_in_percent",
     "normalize_answer",
     "postprocess_span_predictions",
     "rouge_scores",
