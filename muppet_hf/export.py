@@ -150,6 +150,9 @@ HUB_TASK_TYPE_OF_HEAD = {
     "token_classification": "token-classification",
     "seq2seq": "summarization",
 }
+# Per-task evaluation entries that are no scores: shown in the card's results table, kept out of `model-index`, whose
+# values are all scores in percent.
+NOT_SCORES = ("loss", "nonfinite_rows")
 # Keys of `all_results.json` that Trainer writes for every evaluation and that are not task metrics.
 TRAINER_BOOKKEEPING = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
 MUPPET_BIBTEX = """@article{aghajanyan2021muppet,
@@ -746,6 +749,7 @@ def build_model_card(
         )
         for name, task in sorted(metadata.tasks.items())
         for metric, value in sorted(task.metrics.items())
+        if metric not in NOT_SCORES
     ]
     tags = ["muppet", "multi-task", "pre-finetuning"]
     if metadata.backbone_type:

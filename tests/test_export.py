@@ -403,6 +403,7 @@ def test_card_metrics_share_one_scale_and_tasks_give_examples_used_and_seen(tmp_
     build("roberta").save_pretrained(tmp_path)
     data = run_metadata()
     data["tasks"]["mnli"].update(examples={"train": 2000, "validation": 200}, examples_seen=6400)
+    data["tasks"]["mnli"]["metrics"]["loss"] = 1.1
     (tmp_path / RUN_METADATA_FILE).write_text(json.dumps(data))
     # The Trainer reports accuracy as a fraction and SQuAD F1 in percent; the card shows both in percent.
     (tmp_path / "all_results.json").write_text(
@@ -416,6 +417,8 @@ def test_card_metrics_share_one_scale_and_tasks_give_examples_used_and_seen(tmp_
         ("squad", "exact_match"): 6.5,
         ("squad", "f1"): 91.0,
     }
+    # The loss is no score: the results table shows it, model-index (all scores, in percent) leaves it out.
+    assert "| `mnli` | loss | 1.1 | validation_matched |" in card.text
     # The dataset's size, then the rows the run kept after its caps and the training rows it drew.
     assert "| `mnli` | pair_classification | `mnli` | 392,702 | 2,000 | 6,400 | 200 |" in card.text
 
