@@ -264,7 +264,8 @@ def metrics_in_percent(metrics: Mapping[str, float], head_type: str | None) -> d
     Args:
         metrics (`Mapping[str, float]`): metric name -> value, as `MuppetTrainer.evaluate` reports them for the task
             (`eval_<task>_` taken off).
-        head_type (`str`, *optional*): the task's head type; span and seq2seq scores are left as they are.
+        head_type (`str`, *optional*): the task's head type; span and seq2seq scores are left as they are (an
+            unknown head type counts as an argmax head).
 
     Returns:
         `dict[str, float]`: the names of `FRACTION_METRICS` times 100; other entries (`loss`, counts) unchanged.
