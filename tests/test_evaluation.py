@@ -214,12 +214,12 @@ def test_prefinetune_scores_average_points_by_family_over_the_tasks_every_varian
     common = sys.modules["common"]
     recipe = {"tasks": ["rotten_tomatoes", "vitaminc", "squad_v1_dev"]}
     records = [
-        {"variant": "a", "task_metrics": {"rotten_tomatoes": {"accuracy": 0.5}, "vitaminc": {"accuracy": 1.0},
+        {"variant": "a", "task_metrics": {"rotten_tomatoes": {"accuracy": 50.0}, "vitaminc": {"accuracy": 100.0},
                                           "squad_v1_dev": {"f1": 20.0, "exact_match": 10.0}}},
-        {"variant": "b", "task_metrics": {"rotten_tomatoes": {"accuracy": 0.7}, "squad_v1_dev": {"f1": 10.0}}},
+        {"variant": "b", "task_metrics": {"rotten_tomatoes": {"accuracy": 70.0}, "squad_v1_dev": {"f1": 10.0}}},
     ]  # fmt: skip
     scores = common.prefinetune_scores(records, recipe)
-    # vitaminc is left out: variant b did not pre-finetune on it. Accuracy is in points, F1 already is.
+    # vitaminc is left out: variant b did not pre-finetune on it. task_metrics.json holds every score in points.
     assert scores == {
         "a": {"classification": 50.0, "span_mrc": 20.0, "all": 35.0},
         "b": {"classification": pytest.approx(70.0), "span_mrc": 10.0, "all": pytest.approx(40.0)},

@@ -24,6 +24,8 @@ from muppet_hf.export import (
     RunMetadata,
     TaskRecord,
     available_card_templates,
+    backbone_hub_id,
+    build_model_card,
     check_model_card,
     export_checkpoint,
     is_export_folder,
@@ -88,10 +90,10 @@ def run_metadata(**overrides) -> dict:
                 "dataset_config": "mnli",
                 "size": {"train": 392702, "validation": 9815},
                 "tags": ["glue", "paper"],
-                "metrics": {"accuracy": 0.874},
+                "metrics": {"accuracy": 87.4},
                 "metrics_split": "validation_matched",
             },
-            "squad": {"family": "span_mrc", "dataset": "rajpurkar/squad", "metrics": {"f1": 0.91}},
+            "squad": {"family": "span_mrc", "dataset": "rajpurkar/squad", "metrics": {"f1": 91.0}},
         },
         "task_sampling": {"strategy": "proportional"},
         "batching": {"heterogeneous": True, "total_batch_size": 64},
@@ -298,9 +300,10 @@ def test_read_run_metadata_merges_config_run_file_and_trainer_results(tmp_path):
     metadata = read_run_metadata(tmp_path)
     assert metadata.base_model == "FacebookAI/roberta-base" and metadata.backbone_type == "roberta"
     assert set(metadata.heads) == set(heads_for(False))
-    # muppet_run.json wins over all_results.json; tasks only in config.json are kept with their head.
-    assert metadata.tasks["mnli"].metrics == {"accuracy": 0.874}
-    assert metadata.tasks["conll2003"].metrics == {"f1": 0.8}
+    # muppet_run.json wins over all_results.json; tasks only in config.json are kept with their head. The Trainer's
+    # fractions are read in percent, the scale of muppet_run.json and the card.
+    assert metadata.tasks["mnli"].metrics == {"accuracy": 87.4}
+    assert metadata.tasks["conll2003"].metrics == {"f1": 80.0}
     assert metadata.tasks["hellaswag"].head == "multiple_choice"
     assert metadata.tasks["mnli"].head == "mnli" and metadata.tasks["mnli"].size["train"] == 392702
     assert metadata.r3f["eps"] == 1e-5 and not metadata.is_canary
@@ -314,6 +317,8 @@ def test_read_run_metadata_merges_config_run_file_and_trainer_results(tmp_path):
         ({"schema_version": 1, "r3f": "on"}, TypeError, "field `r3f` must be a dict"),
         ({"schema_version": 1, "tasks": {"mnli": {"metrics": {"accuracy": "high"}}}}, TypeError, "tasks.mnli.metrics"),
         ({"schema_version": 1, "tasks": {"mnli": {"size": {"train": -1}}}}, ValueError, "tasks.mnli.size.train"),
+        ({"schema_version": 1, "tasks": {"mnli": {"examples": {"train": 1.5}}}}, ValueError, "mnli.examples.train"),
+        ({"schema_version": 1, "tasks": {"mnli": {"examples_seen": -3}}}, ValueError, "tasks.mnli.examples_seen"),
         ({"schema_version": 1, "tasks": {"MNLI": {}}}, ValueError, "field `tasks.MNLI`"),
     ],
 )
@@ -354,7 +359,7 @@ def test_model_card_parses_and_validates(tmp_path):
     assert card.data.license == "mit" and card.data.library_name == "transformers"
     assert card.data.datasets == ["nyu-mll/glue", "rajpurkar/squad"]
     results = {(r.dataset_name, r.metric_type): r for r in card.data.eval_results}
-    assert results["mnli", "accuracy"].metric_value == 0.874
+    assert results["mnli", "accuracy"].metric_value == 87.4
     assert results["mnli", "accuracy"].dataset_type == "nyu-mll/glue"
     assert results["mnli", "accuracy"].dataset_split == "validation_matched"
     assert results["squad", "f1"].task_type == "question-answering"
@@ -394,6 +399,67 @@ def test_card_without_hub_base_model_omits_it(tmp_path):
     assert card.data.base_model is None and card.data.eval_results is None
 
 
+def test_card_metrics_share_one_scale_and_tasks_give_examples_used_and_seen(tmp_path):
+    build("roberta").save_pretrained(tmp_path)
+    data = run_metadata()
+    data["tasks"]["mnli"].update(examples={"train": 2000, "validation": 200}, examples_seen=6400)
+    data["tasks"]["mnli"]["metrics"]["loss"] = 1.1
+    (tmp_path / RUN_METADATA_FILE).write_text(json.dumps(data))
+    # The Trainer reports accuracy as a fraction and SQuAD F1 in percent; the card shows both in percent.
+    (tmp_path / "all_results.json").write_text(
+        json.dumps({"eval_hellaswag_accuracy": 0.31, "eval_squad_exact_match": 6.5})
+    )
+    card = build_model_card(read_run_metadata(tmp_path), model_id="me/muppet-tiny")
+    values = {(r.dataset_name, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert values == {
+        ("hellaswag", "accuracy"): 31.0,
+        ("mnli", "accuracy"): 87.4,
+        ("squad", "exact_match"): 6.5,
+        ("squad", "f1"): 91.0,
+    }
+    # The loss is no score: the results table shows it, model-index (all scores, in percent) leaves it out.
+    assert "| `mnli` | loss | 1.1 | validation_matched |" in card.text
+    # The dataset's size, then the rows the run kept after its caps and the training rows it drew.
+    assert "| `mnli` | pair_classification | `mnli` | 392,702 | 2,000 | 6,400 | 200 |" in card.text
+
+
+@pytest.mark.parametrize(
+    "name_or_path",
+    ["offline:all-MiniLM-L6-v2", "{tmp}/cache/backbones/all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"],
+)
+def test_card_names_the_offline_backbone_by_its_hub_id_never_its_folder(tmp_path, name_or_path):
+    name_or_path = name_or_path.format(tmp=tmp_path)
+    assert backbone_hub_id(name_or_path) == "sentence-transformers/all-MiniLM-L6-v2"
+    metadata = RunMetadata(base_model=name_or_path, backbone_type="bert", card_template="muppet-minilm-offline")
+    card = build_model_card(metadata, model_id="muppet-minilm-offline")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    first_sentence = card.text.split("# muppet-minilm-offline", 1)[1].strip().split(". ")[0]
+    assert "sentence-transformers/all-MiniLM-L6-v2 pre-finetuned" in first_sentence
+    assert str(tmp_path) not in card.content
+    # Any other local folder is no Hub id: the card names no base model rather than a path on this machine.
+    assert backbone_hub_id(str(tmp_path / "my-backbone")) is None and backbone_hub_id("offline:other") is None
+    local = build_model_card(
+        RunMetadata(base_model=str(tmp_path), card_template="muppet-minilm-offline"), model_id="muppet-minilm-offline"
+    )
+    assert local.data.base_model is None and str(tmp_path) not in local.content
+
+
+def test_card_usage_feeds_each_head_its_trained_input_shape():
+    heads = {
+        "sentiment": {"type": "classification", "num_labels": 2},
+        "nli": {"type": "classification", "num_labels": 3},
+    }
+    tasks = {
+        "rotten_tomatoes": TaskRecord(name="rotten_tomatoes", head="sentiment", family="classification"),
+        "mnli": TaskRecord(name="mnli", head="nli", family="pair_classification"),
+    }
+    metadata = RunMetadata(heads=heads, tasks=tasks)
+    single = build_model_card(metadata, model_id="m", exported_heads=["sentiment"]).text
+    assert 'tokenizer("a sentence", return_tensors="pt")' in single and "hypothesis" not in single
+    pair = build_model_card(metadata, model_id="m", exported_heads=["nli"]).text
+    assert 'tokenizer("a premise", "a hypothesis", return_tensors="pt")' in pair
+
+
 def test_card_examples_run(tmp_path):
     """The fine-tuning examples of every kind of card run as written, against the exported folders."""
     roberta, bart = build("roberta"), build("bart")
@@ -402,8 +468,11 @@ def test_card_examples_run(tmp_path):
     bart_tokenizer.model_input_names = ["input_ids", "attention_mask"]
     script = ""
     # The head-reuse example differs for classification, span and multiple-choice heads; "none" is backbone-only.
-    cases = [(roberta, heads, tiny_tokenizer()) for heads in (["mnli", "span"], ["span"], ["multiple_choice"], "none")]
-    cases += [(bart, heads, bart_tokenizer) for heads in ("all", "none")]
+    cases = [
+        (roberta, heads, tiny_tokenizer())
+        for heads in (["mnli", "span"], ["span"], ["multiple_choice"], ["stsb"], ["conll"], "none")
+    ]
+    cases += [(bart, heads, bart_tokenizer) for heads in ("all", ["seq2seq"], "none")]
     for index, (model, heads, tokenizer) in enumerate(cases):
         folder = export_checkpoint(
             model, tmp_path / f"export_{index}", heads=heads, tokenizer=tokenizer, metadata=run_metadata()

@@ -15,6 +15,7 @@ from muppet_hf.metrics import (
     squad_exact_match,
     squad_f1,
     squad_scores,
+    tagging_scores,
 )
 from muppet_hf.tasks import load_task_spec, prepare_task
 from muppet_hf.testing_utils import tiny_config, tiny_tokenizer
@@ -71,6 +72,35 @@ def test_squad_scores_take_the_best_gold_answer_and_report_percentages():
     assert squad_scores(["", "cat"], [[], []]) == {"exact_match": 50.0, "f1": 50.0}
     with pytest.raises(ValueError, match="2 predictions but 1"):
         squad_scores(["a", "b"], [["a"]])
+
+
+def test_squad_scores_follow_the_official_v1_1_script_on_hand_checked_cases():
+    # The official evaluate-v1.1.py: normalise (lowercase, drop punctuation, drop a/an/the, single spaces), then per
+    # question the maximum exact match and the maximum token F1 over the gold answers, averaged and times 100.
+    predictions = ["the Denver Broncos", "Broncos.", "in the late 1990s", ""]
+    references = [
+        # "denver broncos" == "denver broncos": EM 1, F1 1 (the article goes).
+        ["Denver Broncos"],
+        # "broncos" vs "denver broncos" (the full stop goes): EM 0; 1 shared token, P 1/1, R 1/2, F1 2/3.
+        ["Denver Broncos"],
+        # "in late 1990s" vs "late 1990s": 2 shared, P 2/3, R 1, F1 0.8; vs "1990s": P 1/3, R 1, F1 0.5;
+        # vs "the 1990s" -> "1990s": F1 0.5 again. EM 0 against all three. Best F1 0.8.
+        ["late 1990s", "the 1990s", "1990s"],
+        # The empty prediction shares no token with a non-empty answer: EM 0, F1 0.
+        ["Santa Clara, California"],
+    ]
+    scores = squad_scores(predictions, references)
+    # EM (1 + 0 + 0 + 0) / 4 = 25%; F1 (1 + 2/3 + 0.8 + 0) / 4 = 61.67%.
+    assert scores["exact_match"] == pytest.approx(25.0)
+    assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3 + 0.8 + 0) / 4)
+    # Exact match and F1 take their maxima over the gold answers separately: "Levi's Stadium" matches the second
+    # answer exactly, and its F1 against the first ("levis stadium in san francisco bay area", 7 tokens) is only
+    # 2 * (2/2 * 2/7) / (1 + 2/7) = 4/9.
+    assert squad_f1("Levi's Stadium", "Levi's Stadium in the San Francisco Bay Area") == pytest.approx(4 / 9)
+    assert squad_scores(["Levi's Stadium"], [["Levi's Stadium in the San Francisco Bay Area", "Levi's Stadium"]]) == {
+        "exact_match": 100.0,
+        "f1": 100.0,
+    }
 
 
 def context_offsets(context: str) -> list[list[int]]:
@@ -207,6 +237,7 @@ def test_rouge_on_hand_cases():
 
 def test_rouge_stemming():
     assert rouge_tokenize("Cats were RUNNING, quickly!") == ["cats", "were", "running", "quickly"]
+    assert rouge_tokenize("Cats were RUNNING, quickly!", use_stemmer=True) == ["cat", "were", "run", "quickli"]
     assert rouge_scores(["cats running"], ["cat runs"])["rouge1"] == 0.0
     assert rouge_scores(["cats running"], ["cat runs"], use_stemmer=True)["rouge1"] == 100.0
 
@@ -274,3 +305,55 @@ def test_evaluate_reports_rouge_of_a_few_greedy_summaries(tmp_path):
     assert {name: metrics[f"eval_summ_{name}"] for name in ("rouge1", "rouge2", "rougeL")} == dict.fromkeys(
         ("rouge1", "rouge2", "rougeL"), 100.0
     )
+
+
+# ---- Tagging ----
+
+NER_TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def test_tagging_scores_count_whole_entities_and_ignore_unlabelled_positions():
+    # "John Smith lives in Paris" and "New York" (padded with -100, where the predictions are ignored).
+    labels = np.array([[1, 2, 0, 0, 3], [3, 4, -100, -100, -100]])
+    # PER cut short ("John" alone), "in" taken for a place, Paris and New York right.
+    predictions = np.array([[1, 0, 0, 3, 3], [3, 4, 1, 2, 1]])
+    scores = tagging_scores(predictions, labels, NER_TAGS)
+    # Gold entities: PER John Smith, LOC Paris, LOC New York (3). Predicted: PER John, LOC in, LOC Paris,
+    # LOC New York (4). Right: Paris and New York (2). P 2/4, R 2/3, F1 2PR/(P+R) = 4/7.
+    # Token accuracy: 5 of the 7 labelled positions ("Smith" and "in" are wrong), though entity F1 is far lower.
+    assert scores == pytest.approx({"precision": 0.5, "recall": 2 / 3, "f1": 4 / 7, "accuracy": 5 / 7})
+
+
+def test_tagging_scores_fall_back_to_token_accuracy_without_chunk_tags():
+    labels = np.array([[0, 1, 2, -100]])
+    predictions = np.array([[0, 1, 1, 2]])
+    for label_names in (["NOUN", "VERB", "DET"], None):
+        assert tagging_scores(predictions, labels, label_names) == {"accuracy": pytest.approx(2 / 3)}
+    with pytest.raises(ValueError, match="no labelled positions"):
+        tagging_scores(predictions, np.full((1, 4), -100), NER_TAGS)
+
+
+def test_evaluate_reports_entity_scores_of_a_bio_tagging_task(tmp_path):
+    torch.manual_seed(0)
+    heads = {
+        "ner": {"type": "token_classification", "label_names": NER_TAGS},
+        "pos": {"type": "token_classification", "label_names": ["NOUN", "VERB", "DET"]},
+    }
+    model = MuppetForMultiTask(
+        MuppetConfig(base_model_config=tiny_config(), heads=heads, tasks={"ner": "ner", "pos": "pos"})
+    )
+    rng = np.random.default_rng(0)
+    lengths = [5, 7, 4, 6]
+    dataset = datasets.Dataset.from_dict(
+        {
+            "input_ids": [rng.integers(5, 99, size=n).tolist() for n in lengths],
+            "attention_mask": [[1] * n for n in lengths],
+            "labels": [[-100, *rng.integers(0, 3, size=n - 2).tolist(), -100] for n in lengths],
+        }
+    )
+    trainer = MuppetTrainer(model, arguments(tmp_path))
+    metrics = trainer.evaluate({"ner": dataset, "pos": dataset})
+    for name in ("precision", "recall", "f1", "accuracy"):
+        assert 0.0 <= metrics[f"eval_ner_{name}"] <= 1.0
+    # Part-of-speech tags have no entities: token accuracy only.
+    assert "eval_pos_accuracy" in metrics and "eval_pos_f1" not in metrics

@@ -18,21 +18,24 @@ accelerate launch --config_file training/accelerate_configs/fsdp.yaml training/p
 ```
 
 The output folder holds the final model (its config lists the tasks and heads), the tokenizer, `task_metrics.json`
-(per-task evaluation metrics), `all_results.json` and `muppet_run.json` (the run's metadata, read by
+(per-task evaluation metrics, every score in percent), `all_results.json` and `muppet_run.json` (the run's metadata, read by
 `muppet-hf export`).
 """
 
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accelerate.utils import gather_object
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
-from muppet_hf.export import RunMetadata, TaskRecord, build_model_card, write_run_metadata
+from muppet_hf.export import RunMetadata, TaskRecord, backbone_hub_id, build_model_card, write_run_metadata
+from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
@@ -188,14 +191,22 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
     trainer.save_metrics("train", train_result.metrics)
 
     metrics = trainer.evaluate() if eval_dataset else {}
+    # Scores in percent, as the paper's tables report them: task_metrics.json, muppet_run.json and the card agree.
     task_metrics = {
-        spec.name: {
-            key[len(f"eval_{spec.name}_") :]: value
-            for key, value in metrics.items()
-            if key.startswith(f"eval_{spec.name}_") and not key.endswith(("_runtime", "_per_second"))
-        }
+        spec.name: metrics_in_percent(
+            {
+                key[len(f"eval_{spec.name}_") :]: value
+                for key, value in metrics.items()
+                if key.startswith(f"eval_{spec.name}_") and not key.endswith(("_runtime", "_per_second"))
+            },
+            spec.head_type,
+        )
         for spec in specs
     }
+    # Training rows each task drew, summed over processes (a collective: every process takes part).
+    examples_seen = Counter()
+    for part in gather_object([dict(trainer.examples_seen)]):
+        examples_seen.update(part)
     if eval_dataset:
         trainer.save_metrics("eval", metrics)
     if trainer.is_world_process_zero():
@@ -208,7 +219,11 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
         }
         for record in metadata.tasks.values():
             record.metrics_split = "validation" if record.metrics else None
-        metadata.base_model = script_args.model_name_or_path
+            splits = {"train": train_dataset, "validation": eval_dataset}
+            record.examples = {split: len(data[record.name]) for split, data in splits.items() if record.name in data}
+            record.examples_seen = examples_seen[record.name]
+        # The Hub id, never the local folder the backbone was loaded from (e.g. the offline suite's cache).
+        metadata.base_model = backbone_hub_id(script_args.model_name_or_path)
         metadata.task_sampling = {
             "strategy": training_args.task_sampling,
             "temperature": training_args.sampling_temperature,
