@@ -106,6 +106,10 @@ class MuppetConfig(PreTrainedConfig):
             Spectral normalisation of the head projections: the "R4F" half of R4F (arXiv 2008.03156).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialisation of new head weights.
+        lora (`dict`, *optional*):
+            LoRA adapters on the backbone, written by `muppet_hf.lora.add_lora`: `mode`, `r`, `alpha`, `dropout`,
+            `target_modules` and the `adapters`' names. The model rebuilds them from it, so a LoRA checkpoint
+            round-trips `from_pretrained`; `None` (default) for a model without adapters.
 
     Example:
 
@@ -130,6 +134,7 @@ class MuppetConfig(PreTrainedConfig):
     label_smoothing: float = 0.1
     spectral_norm: bool = False
     initializer_range: float = 0.02
+    lora: dict | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

@@ -228,6 +228,12 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         self.backbone = _build_backbone(config.base_model_config)
         self.heads = nn.ModuleDict({name: _build_head(config, spec) for name, spec in config.heads.items()})
         self.post_init()
+        if config.lora is not None:
+            # After `post_init`, whose weight initialisation would overwrite LoRA's (B = 0: the adapters start as the
+            # identity). Imported here so that only models with adapters import peft.
+            from .lora import inject_adapters
+
+            inject_adapters(self)
 
     @classmethod
     def from_backbone(
@@ -374,6 +380,10 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         if head not in self.heads:
             raise ValueError(f"unknown head {head!r}; this model has heads {sorted(self.heads)}")
         module = self.heads[head]
+        if self.config.lora is not None:
+            from .lora import activate_adapters
+
+            activate_adapters(self, head)
         if module.head_type == "seq2seq":
             return self._forward_seq2seq(
                 input_ids, attention_mask, inputs_embeds, labels, decoder_input_ids, decoder_attention_mask

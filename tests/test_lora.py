@@ -1,0 +1,317 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.export import check_model_card
+from muppet_hf.lora import (
+    HEADS_CONFIG_FILE,
+    HEADS_WEIGHTS_FILE,
+    add_lora,
+    adapter_parameters,
+    export_adapters,
+    export_merged,
+    merge_adapters,
+)
+from muppet_hf.testing_utils import realign_, tiny_config, tiny_tokenizer
+from muppet_hf.trainer import MuppetTrainer
+from muppet_hf.training_args import MuppetTrainingArguments
+
+
+HEADS = {
+    "sent": {"type": "classification", "num_labels": 2},
+    "multiple_choice": {"type": "multiple_choice"},
+    "span": {"type": "span"},
+}
+# Two MRC tasks share the span head, and so its adapter in `per_task` mode.
+TASKS = {"sent": "sent", "choice": "multiple_choice", "qa": "span", "qa2": "span"}
+
+
+def toy_task(head_type: str, size: int, seed: int) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, 12, size=size).tolist()
+    ids = [rng.integers(5, 99, size=n).tolist() for n in lengths]
+    masks = [[1] * n for n in lengths]
+    if head_type == "multiple_choice":
+        return datasets.Dataset.from_dict(
+            {"input_ids": [[row] * 3 for row in ids], "attention_mask": [[m] * 3 for m in masks], "labels": [1] * size}
+        )
+    columns = {"input_ids": ids, "attention_mask": masks}
+    if head_type == "classification":
+        columns["labels"] = rng.integers(0, 2, size=size).tolist()
+    else:
+        columns["start_positions"] = [1] * size
+        columns["end_positions"] = [int(rng.integers(1, n)) for n in lengths]
+    return datasets.Dataset.from_dict(columns)
+
+
+def train_data() -> dict[str, datasets.Dataset]:
+    return {task: toy_task(HEADS[head]["type"], 8, seed) for seed, (task, head) in enumerate(TASKS.items())}
+
+
+def build(model_type: str = "bert") -> MuppetForMultiTask:
+    torch.manual_seed(0)
+    return MuppetForMultiTask(MuppetConfig(base_model_config=tiny_config(model_type), heads=HEADS, tasks=TASKS))
+
+
+def arguments(tmp_path, **overrides) -> MuppetTrainingArguments:
+    defaults = {
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 2,
+        "tasks_per_update": 8,
+        "max_steps": 2,
+        "learning_rate": 1e-2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "seed": 0,
+        "disable_tqdm": True,
+        "lora_mode": "per_task",
+    }
+    return MuppetTrainingArguments(**{**defaults, **overrides})
+
+
+def batch_of(trainer: MuppetTrainer, task: str) -> dict:
+    dataset = train_data()[task]
+    return trainer.data_collator([{"task": task, "index": i, **dataset[i]} for i in range(4)])
+
+
+@pytest.mark.parametrize("mode", ["shared", "per_task", "shared+per_task"])
+def test_lora_trains_adapters_and_heads_in_heterogeneous_updates_and_freezes_the_backbone(tmp_path, mode):
+    model = build()
+    frozen = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+    trainer = MuppetTrainer(model, arguments(tmp_path, lora_mode=mode), train_dataset=train_data())
+    adapters = {"shared": ["shared"], "per_task": list(HEADS), "shared+per_task": ["shared", *HEADS]}[mode]
+    assert model.config.lora["adapters"] == adapters
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(adapter_parameters(model)) | {n for n, _ in model.heads.named_parameters(prefix="heads")}
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert set(trainer.tasks_drawn) == set(TASKS)
+
+    # Every adapter's B (zero at the start) and every head moved; the backbone's own weights are bit-identical.
+    unchanged = [name for name, p in model.named_parameters() if name in before and torch.equal(p, before[name])]
+    assert [name for name in unchanged if "lora_A" not in name] == []
+    for name, param in model.backbone.named_parameters():
+        if "lora_" not in name:
+            assert not param.requires_grad
+            assert torch.equal(param, frozen[name.replace(".base_layer", "")]), name
+
+
+def test_per_task_adapter_gets_gradient_from_its_own_tasks_only(tmp_path):
+    model = build()
+    trainer = MuppetTrainer(model, arguments(tmp_path, r3f_lambda=1.0, r3f_eps=1e-2), train_dataset=train_data())
+    model.train()
+    for task, head in TASKS.items():
+        model.zero_grad(set_to_none=False)
+        trainer.compute_loss(model, batch_of(trainer, task)).backward()
+        for name, param in adapter_parameters(model).items():
+            adapter = name.split(".")[-2]
+            if adapter != head:
+                assert param.grad is None or torch.count_nonzero(param.grad) == 0, (task, name)
+            elif "lora_B" in name:
+                # A's gradient is B^T (...) = 0 while B is still zero; B's is not.
+                assert torch.count_nonzero(param.grad) > 0, (task, name)
+    # Every adapter kept requires_grad through the switches, so one optimizer step updates them all.
+    assert all(param.requires_grad for param in adapter_parameters(model).values())
+
+
+def test_save_reload_gives_identical_outputs_and_per_task_routing(tmp_path):
+    model = build()
+    MuppetTrainer(model, arguments(tmp_path, lora_mode="shared+per_task"), train_dataset=train_data()).train()
+    model.save_pretrained(tmp_path / "saved")
+    reloaded = MuppetForMultiTask.from_pretrained(tmp_path / "saved")
+    assert reloaded.config.lora == model.config.lora
+    realign_(model.eval()), realign_(reloaded.eval())
+    tokenizer = tiny_tokenizer()
+    inputs = tokenizer(["a short sentence", "another one here"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        for head in ("sent", "span"):
+            expected, actual = model(head=head, **inputs), reloaded(head=head, **inputs)
+            key = "logits" if head == "sent" else "start_logits"
+            assert torch.equal(actual[key], expected[key]), head
+        # Each head runs through its own adapter: the same input gives another encoding under another head.
+        sent = model.get_encoder()
+        model(head="sent", **inputs)
+        through_sent = sent(**inputs).last_hidden_state
+        model(head="span", **inputs)
+        assert not torch.equal(sent(**inputs).last_hidden_state, through_sent)
+
+
+class KillAt(TrainerCallback):
+    """Simulates a crash at the end of the given step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_with_lora_ends_with_the_uninterrupted_weights(tmp_path):
+    settings = {"max_steps": 4, "save_strategy": "steps", "save_steps": 2, "tasks_per_update": 3, "r3f_lambda": 1.0}
+    reference = MuppetTrainer(build(), arguments(tmp_path / "a", **settings), train_data())
+    reference.train()
+    killed = MuppetTrainer(build(), arguments(tmp_path / "b", **settings), train_data(), callbacks=[KillAt(3)])
+    with pytest.raises(KeyboardInterrupt):
+        killed.train()
+    checkpoint = get_last_checkpoint(str(tmp_path / "b" / "out"))
+    assert checkpoint.endswith("checkpoint-2")
+    resumed = MuppetTrainer(build(), arguments(tmp_path / "b", **settings), train_data())
+    torch.manual_seed(1234)
+    resumed.train(resume_from_checkpoint=checkpoint)
+    expected = dict(reference.model.named_parameters())
+    for name, param in resumed.model.named_parameters():
+        torch.testing.assert_close(param, expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_resume_refuses_a_per_task_head_without_an_adapter(tmp_path):
+    settings = {"max_steps": 1, "save_strategy": "steps", "save_steps": 1}
+    two_tasks = {task: data for task, data in train_data().items() if task in ("sent", "choice")}
+    model = MuppetForMultiTask(
+        MuppetConfig(
+            base_model_config=tiny_config(),
+            heads={k: HEADS[k] for k in ("sent", "multiple_choice")},
+            tasks={"sent": "sent", "choice": "multiple_choice"},
+        )
+    )
+    MuppetTrainer(model, arguments(tmp_path, **settings), two_tasks).train()
+    trainer = MuppetTrainer(build(), arguments(tmp_path, **{**settings, "max_steps": 2}), train_data())
+    with pytest.raises(ValueError, match=r"config.json: field `lora.adapters`.*\['span'\]"):
+        trainer.train(resume_from_checkpoint=True)
+
+
+def test_bad_lora_settings_fail_before_training_naming_the_field(tmp_path):
+    with pytest.raises(ValueError, match="`lora_r`"):
+        arguments(tmp_path, lora_r=0)
+    with pytest.raises(ValueError, match="`lora_mode`"):
+        arguments(tmp_path, lora_mode="per_head")
+    with pytest.raises(ValueError, match=r"`lora_target_modules`: \['attn'\] match no linear layer"):
+        MuppetTrainer(build(), arguments(tmp_path, lora_target_modules=["attn"]), train_dataset=train_data())
+    with pytest.raises(ValueError, match="field `lora` is null"):
+        merge_adapters(build())
+    with pytest.raises(ValueError, match="already has adapters"):
+        add_lora(add_lora(build(), "shared"), "per_task")
+    # An existing adapter set that the arguments contradict.
+    with pytest.raises(ValueError, match="whose `r` is 8"):
+        MuppetTrainer(add_lora(build(), "per_task"), arguments(tmp_path, lora_r=4), train_dataset=train_data())
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "mpnet", "deberta-v2", "bart"])
+def test_default_targets_are_attention_query_and_value_of_each_family(model_type):
+    torch.manual_seed(0)
+    config = MuppetConfig(base_model_config=tiny_config(model_type), heads={"sent": HEADS["sent"]})
+    model = add_lora(MuppetForMultiTask(config), "shared")
+    adapted = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name in adapter_parameters(model) if "lora_A" in name}
+    assert adapted == set(model.config.lora["target_modules"]) and len(adapted) == 2
+
+
+def trained_checkpoint(tmp_path, mode: str) -> tuple[Path, MuppetForMultiTask]:
+    """A LoRA run saved with its tokenizer, and the pristine base backbone in `tmp_path / "base"`."""
+    model = build()
+    model.save_backbone(tmp_path / "base")
+    MuppetTrainer(model, arguments(tmp_path, lora_mode=mode), train_dataset=train_data()).train()
+    model.save_pretrained(tmp_path / "run")
+    tiny_tokenizer().save_pretrained(tmp_path / "run")
+    return tmp_path / "run", realign_(model.eval())
+
+
+@pytest.mark.parametrize(("mode", "heads"), [("shared", "none"), ("per_task", ["sent"])])
+def test_merged_export_loads_in_vanilla_auto_model_with_the_adapted_outputs(tmp_path, mode, heads):
+    checkpoint, model = trained_checkpoint(tmp_path, mode)
+    export_merged(checkpoint, tmp_path / "merged", heads=heads)
+    inputs = tiny_tokenizer()(["a short sentence", "another one"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        model(head="sent", **inputs)  # activates the adapters of `sent`
+        expected = model.get_encoder()(**inputs).last_hidden_state
+        if heads == "none":
+            actual = AutoModel.from_pretrained(tmp_path / "merged")(**inputs).last_hidden_state
+        else:
+            reloaded = AutoModel.from_pretrained(tmp_path / "merged")
+            assert reloaded.config.lora is None
+            actual = reloaded.get_encoder()(**inputs).last_hidden_state
+            torch.testing.assert_close(
+                reloaded(head="sent", **inputs).logits, model(head="sent", **inputs).logits, rtol=0, atol=1e-5
+            )
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
+
+
+def test_merge_refuses_heads_with_different_adapters(tmp_path):
+    checkpoint, _ = trained_checkpoint(tmp_path, "per_task")
+    with pytest.raises(ValueError, match="use different adapters"):
+        export_merged(checkpoint, tmp_path / "all", heads="all")
+
+
+PLAIN_PEFT = """
+import sys
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModel
+
+base_dir, folder, inputs_file, head = sys.argv[1:]
+inputs = load_file(inputs_file)
+model = PeftModel.from_pretrained(AutoModel.from_pretrained(base_dir), folder, subfolder=head, adapter_name=head)
+model.eval()
+with torch.no_grad():
+    hidden = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+torch.testing.assert_close(hidden, inputs["expected"], rtol=0, atol=1e-5)
+assert not [name for name in sys.modules if name.startswith("muppet_hf")]
+print("ok", sorted(model.peft_config))
+"""
+
+
+def test_adapter_export_loads_with_plain_peft_in_a_process_without_muppet_hf(tmp_path):
+    checkpoint, model = trained_checkpoint(tmp_path, "per_task")
+    folder = export_adapters(checkpoint, tmp_path / "adapters", base_model=str(tmp_path / "base"))
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(HEADS)
+    for head in HEADS:
+        config = json.loads((folder / head / "adapter_config.json").read_text())
+        assert config["peft_type"] == "LORA" and config["base_model_name_or_path"] == str(tmp_path / "base")
+    heads = json.loads((folder / HEADS_CONFIG_FILE).read_text())
+    assert heads["adapters"]["span"] == ["span"] and heads["tasks"]["qa2"] == "span"
+    assert set(load_file(folder / HEADS_WEIGHTS_FILE)) >= {"sent.out_proj.weight", "span.qa_outputs.weight"}
+    card = check_model_card(folder / "README.md")
+    assert card.data.library_name == "peft" and "PeftModel.from_pretrained" in card.text
+
+    inputs = dict(tiny_tokenizer()(["a short sentence", "another one"], padding=True, return_tensors="pt"))
+    with torch.no_grad():
+        model(head="span", **inputs)
+        expected = model.get_encoder()(**inputs).last_hidden_state
+    save_file({**{k: v.contiguous() for k, v in inputs.items()}, "expected": expected}, tmp_path / "inputs.st")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN_PEFT, str(tmp_path / "base"), str(folder), str(tmp_path / "inputs.st"), "span"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[0] == "ok"
+
+
+def test_adapter_export_needs_adapters_and_a_base_model(tmp_path):
+    model = build()
+    model.save_pretrained(tmp_path / "full")
+    with pytest.raises(ValueError, match="field `lora` is null"):
+        export_adapters(tmp_path / "full", tmp_path / "out", base_model="x")
+    with pytest.raises(ValueError, match="field `lora` is null: --merge"):
+        export_merged(tmp_path / "full", tmp_path / "out")
+    add_lora(model, "shared").save_pretrained(tmp_path / "lora")
+    with pytest.raises(ValueError, match="--base-model"):
+        export_adapters(tmp_path / "lora", tmp_path / "out")
+    assert AutoConfig.from_pretrained(tmp_path / "lora").lora["mode"] == "shared"
