@@ -148,7 +148,9 @@ def check_target_modules(backbone: nn.Module, targets: Sequence[str], field_name
     A target matches a layer whose dotted name is the target or ends in `.target`, as peft matches them.
     """
     linear = [name for name, module in backbone.named_modules() if isinstance(module, nn.Linear | LoraLayer)]
-    missing = [target for target in targets if not any(name == target or name.endswith(f".{target}") for name in linear)]
+    missing = [
+        target for target in targets if not any(name == target or name.endswith(f".{target}") for name in linear)
+    ]
     if missing:
         endings = sorted({name.rsplit(".", 1)[-1] for name in linear})
         raise ValueError(
@@ -274,13 +276,17 @@ def _remove_adapters(backbone: nn.Module, merge: Sequence[str]) -> None:
     del backbone.peft_config
 
 
-def merge_adapters(model: MuppetForMultiTask, heads: Sequence[str] | None = None) -> MuppetForMultiTask:
+def merge_adapters(
+    model: MuppetForMultiTask, heads: Sequence[str] | None = None, adapters: Sequence[str] | None = None
+) -> MuppetForMultiTask:
     """A copy of `model` whose backbone holds the adapters of `heads` merged into its weights, as peft's
     `merge_and_unload` does; its config has no `lora`, so plain `transformers` loads its backbone.
 
     Args:
         heads (`Sequence[str]`, *optional*): the heads whose adapters to merge; they must all use the same ones (one
             backbone holds one merged set). Defaults to every head.
+        adapters (`Sequence[str]`, *optional*): the adapters to merge, by name, instead of those of `heads`; `[]`
+            drops every adapter and keeps the backbone's own weights.
 
     Raises:
         `ValueError` when the model has no adapters or the heads use different ones.
@@ -288,17 +294,21 @@ def merge_adapters(model: MuppetForMultiTask, heads: Sequence[str] | None = None
     settings = model.config.lora
     if settings is None:
         raise ValueError("merge: the model has no LoRA adapters (config.json field `lora` is null); nothing to merge")
-    heads = list(model.config.heads) if not heads else list(heads)
-    combinations = {tuple(adapters_of_head(settings, head)) for head in heads} or {(SHARED_ADAPTER,)}
-    if settings["mode"] != "shared" and not heads:
-        combinations = {tuple(settings["adapters"])}
-    if len(combinations) != 1:
-        raise ValueError(
-            f"merge: heads {heads} use different adapters {sorted(combinations)} (config.json field `lora.mode` is "
-            f"{settings['mode']!r}); one backbone holds one merged set, so export one head at a time (--heads NAME)"
-        )
+    if adapters is None:
+        heads = list(heads) if heads else list(model.config.heads)
+        combinations = {tuple(adapters_of_head(settings, head)) for head in heads}
+        if len(combinations) != 1:
+            raise ValueError(
+                f"merge: heads {heads} use different adapters {sorted(combinations)} (config.json field `lora.mode` "
+                f"is {settings['mode']!r}); one backbone holds one merged set, so export one head at a time "
+                "(--heads NAME)"
+            )
+        adapters = combinations.pop()
+    unknown = [name for name in adapters if name not in settings["adapters"]]
+    if unknown:
+        raise ValueError(f"merge: no adapter(s) {unknown} (config.json field `lora.adapters`: {settings['adapters']})")
     merged = copy.deepcopy(model)
-    _remove_adapters(merged.backbone, merge=list(combinations.pop()))
+    _remove_adapters(merged.backbone, merge=list(adapters))
     merged.config.lora = None
     for param in merged.parameters():
         param.requires_grad_(True)
@@ -362,7 +372,9 @@ def _adapter_folders(settings: dict, heads: Sequence[str]) -> dict[str, str]:
     sub-folder named after them, as `PeftModel.save_pretrained` lays out named adapters."""
     names = [SHARED_ADAPTER] if SHARED_ADAPTER in settings["adapters"] else []
     if settings["mode"] != "shared":
-        names += [head for head in heads if head in settings["adapters"]] if heads else settings["adapters"][len(names) :]
+        names += (
+            [head for head in heads if head in settings["adapters"]] if heads else settings["adapters"][len(names) :]
+        )
     return {name: "" if name == SHARED_ADAPTER else name for name in names}
 
 

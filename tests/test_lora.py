@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, TrainerCallback
+from transformers import AutoConfig, AutoModel, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf import MuppetConfig, MuppetForMultiTask, cli
 from muppet_hf.export import check_model_card
 from muppet_hf.lora import (
     HEADS_CONFIG_FILE,
     HEADS_WEIGHTS_FILE,
-    add_lora,
     adapter_parameters,
+    add_lora,
     export_adapters,
     export_merged,
     merge_adapters,
@@ -315,3 +316,125 @@ def test_adapter_export_needs_adapters_and_a_base_model(tmp_path):
     with pytest.raises(ValueError, match="--base-model"):
         export_adapters(tmp_path / "lora", tmp_path / "out")
     assert AutoConfig.from_pretrained(tmp_path / "lora").lora["mode"] == "shared"
+
+
+def test_export_command_merge_and_adapter_flags(tmp_path, capsys):
+    checkpoint, _ = trained_checkpoint(tmp_path, "shared")
+    assert cli.main(["export", str(checkpoint), str(tmp_path / "merged"), "--merge", "--heads", "none"]) == 0
+    assert AutoConfig.from_pretrained(tmp_path / "merged").model_type == "bert"
+    assert cli.main(["export", str(checkpoint), str(tmp_path / "a"), "--adapter", "--base-model", "org/base"]) == 0
+    assert (tmp_path / "a" / "adapter_model.safetensors").is_file()
+    assert check_model_card(tmp_path / "a" / "README.md").data.base_model == "org/base"
+    assert cli.main(["export", str(checkpoint), str(tmp_path / "b"), "--merge", "--adapter"]) == 2
+    assert "pass one of them" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "merged"), str(tmp_path / "c"), "--merge"]) == 2
+
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
+TINY_QA = REPO / "training" / "data" / "tiny" / "tiny_qa.yaml"
+TINY_SENTIMENT = REPO / "training" / "data" / "tiny" / "tiny_sentiment.yaml"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(name: str, output_dir: Path, *flags: str):
+    script = load_script(name)
+    return script.main(*script.parse_args(["--output_dir", str(output_dir), "--report_to", "none", *flags]))
+
+
+@pytest.fixture(scope="module")
+def per_task_checkpoint(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("lora") / "muppet"
+    run_script("prefinetune", output_dir, "--config", str(TINY_RECIPE), "--max_steps", "2", "--lora_mode", "per_task")
+    return output_dir
+
+
+def backbone_weights(model: MuppetForMultiTask) -> dict[str, torch.Tensor]:
+    """The backbone's own weights, under their names without LoRA."""
+    return {
+        name.replace(".base_layer", ""): param.detach()
+        for name, param in model.backbone.named_parameters()
+        if "lora_" not in name
+    }
+
+
+def test_prefinetune_with_per_task_lora_records_it_and_finetune_lora_merges_the_head_adapter(
+    per_task_checkpoint, tmp_path
+):
+    pre = MuppetForMultiTask.from_pretrained(per_task_checkpoint)
+    assert pre.config.lora["adapters"] == ["tiny_sentiment", "multiple_choice", "span"]
+    run = json.loads((per_task_checkpoint / "muppet_run.json").read_text())
+    assert run["training"]["lora"]["mode"] == "per_task"
+
+    common = ["--model_name_or_path", str(per_task_checkpoint), "--max_steps", "1", "--use_cpu", "true"]
+    common += ["--save_strategy", "no", "--lora"]
+    results = run_script("finetune", tmp_path / "ft", *common, "--task", str(TINY_QA))
+    assert results["head_reused"] is True and results["lora_mode"] == "shared"
+    tuned = MuppetForMultiTask.from_pretrained(tmp_path / "ft")
+    assert tuned.config.lora["adapters"] == ["shared"]
+    # Fine-tuning started from the backbone with the span head's adapter merged, and kept it frozen.
+    merged = backbone_weights(merge_adapters(pre, heads=["span"]))
+    assert all(torch.equal(tensor, merged[name]) for name, tensor in backbone_weights(tuned).items())
+    assert not torch.equal(
+        merged["encoder.layer.0.attention.self.query.weight"],
+        backbone_weights(pre)["encoder.layer.0.attention.self.query.weight"],
+    )
+
+
+def test_finetune_lora_from_a_base_backbone_and_a_fresh_head_on_a_per_task_checkpoint(
+    per_task_checkpoint, tmp_path, caplog
+):
+    pre = MuppetForMultiTask.from_pretrained(per_task_checkpoint)
+    merge_adapters(pre, adapters=[]).save_backbone(tmp_path / "base")
+    tiny_tokenizer().save_pretrained(tmp_path / "base")
+    common = [
+        "--max_steps",
+        "1",
+        "--use_cpu",
+        "true",
+        "--save_strategy",
+        "no",
+        "--lora",
+        "--task",
+        str(TINY_SENTIMENT),
+    ]
+    results = run_script("finetune", tmp_path / "ft_base", "--model_name_or_path", str(tmp_path / "base"), *common)
+    assert results["head_reused"] is False and results["lora_mode"] == "shared"
+
+    fresh = [*common, "--reuse_head", "false", "--model_name_or_path", str(per_task_checkpoint)]
+    run_script("finetune", tmp_path / "ft_fresh", *fresh)
+    assert "a fresh head starts from the backbone's own weights" in caplog.text
+    base = backbone_weights(pre)
+    assert all(
+        torch.equal(t, base[n])
+        for n, t in backbone_weights(MuppetForMultiTask.from_pretrained(tmp_path / "ft_fresh")).items()
+    )
+
+
+@pytest.mark.multiprocess
+def test_two_processes_train_per_task_adapters_and_keep_the_backbone_frozen(tmp_path):
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29541",
+        str(REPO / "training" / "prefinetune.py"), "--config", str(TINY_RECIPE), "--output_dir", str(tmp_path / "run"),
+        "--report_to", "none", "--lora_mode", "per_task", "--max_steps", "3",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    trained = MuppetForMultiTask.from_pretrained(tmp_path / "run")
+    # Every head's adapter moved away from B = 0 ...
+    for adapter in ("tiny_sentiment", "multiple_choice", "span"):
+        b = [p for name, p in adapter_parameters(trained).items() if f"lora_B.{adapter}." in name]
+        assert b and all(torch.count_nonzero(p) > 0 for p in b), adapter
+    # ... and the backbone is the random one the same seed builds, bit for bit.
+    script = load_script("prefinetune")
+    script_args, training_args = script.parse_args(["--config", str(TINY_RECIPE), "--output_dir", str(tmp_path / "x")])
+    set_seed(training_args.seed)
+    fresh = backbone_weights(script.build_model(script_args, training_args, dict(trained.config.heads)))
+    assert all(torch.equal(tensor, fresh[name]) for name, tensor in backbone_weights(trained).items())

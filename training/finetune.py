@@ -13,8 +13,16 @@ python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --ta
 python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task presuppositions_as_nli \
     --train_fraction 0.1 --seed 1 --output_dir runs/ft/base-pnli-10-s1
 
+# LoRA fine-tuning (a rank-8 adapter on the frozen backbone, the head trained fully), from either kind of model:
+python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --task presuppositions_as_nli \
+    --lora --lora_r 8 --learning_rate 1e-3 --output_dir runs/ft/muppet-pnli-lora
+
 # Recipes work as in prefinetune.py: --config training/recipes/finetune.yaml, flags override.
 ```
+
+A checkpoint pre-finetuned with LoRA first has its adapters merged into the backbone: the adapters of the re-used head
+(its own in `per_task` mode, plus the shared one), or the shared adapter for a fresh head. A `per_task` checkpoint
+holds no adapter for a task it never saw, so such a task starts from the backbone's own weights (a warning says so).
 
 The output folder holds the fine-tuned model and `finetune_metrics.json`: the task, the starting model, whether the
 head was re-used, the training-set size, the seed and the metrics of each evaluated split.
@@ -30,6 +38,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
+from muppet_hf.lora import SHARED_ADAPTER, adapters_of_head, merge_adapters
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
 from muppet_hf.trainer import MuppetTrainer, destroy_process_group
@@ -57,6 +66,8 @@ class FinetuneArguments:
             pre-finetuning.
         max_train_examples, max_eval_examples (`int`, *optional*): caps applied before `train_fraction`.
         eval_splits (`list[str]`, *optional*, defaults to `["validation"]`): splits evaluated after training.
+        lora (`bool`, *optional*, defaults to `False`): fine-tune a LoRA adapter on the frozen backbone and the head,
+            with the `lora_*` training arguments (`lora_mode` defaults to `shared`).
         trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the model.
     """
 
@@ -70,6 +81,10 @@ class FinetuneArguments:
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training examples."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Cap on evaluation examples per split."})
     eval_splits: list[str] = field(default_factory=lambda: ["validation"], metadata={"help": "Splits to evaluate."})
+    lora: bool = field(
+        default=False,
+        metadata={"help": "Fine-tune a LoRA adapter on the frozen backbone (sets `lora_mode: shared` if unset)."},
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the model."})
 
     def __post_init__(self):
@@ -83,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, Muppet
     finetune_args, training_args, _ = parser.parse_args_and_config(argv)
     finetune_args.model_name_or_path = resolve_model_path(finetune_args.model_name_or_path)
     finetune_args.tokenizer_name_or_path = resolve_model_path(finetune_args.tokenizer_name_or_path)
+    if finetune_args.lora and training_args.lora_mode is None:
+        training_args.lora_mode = "shared"
     return finetune_args, training_args
 
 
@@ -106,6 +123,8 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
     model = MuppetForMultiTask.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     existing = model.config.heads.get(spec.head)
     reused = args.reuse_head and existing is not None
+    if model.config.lora is not None:
+        model = merge_pretrained_adapters(model, spec.head if reused else None)
     if reused and (existing["type"], existing.get("num_labels")) != (wanted["type"], wanted.get("num_labels")):
         raise ValueError(
             f"{spec.file}: task {spec.name!r}, field `head`: the checkpoint's head {spec.head!r} is {existing} but "
@@ -119,6 +138,22 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
         model.add_head(spec.head, wanted["type"], wanted.get("num_labels"), wanted.get("label_names"))
     model.config.tasks = {spec.name: spec.head}
     return model, reused
+
+
+def merge_pretrained_adapters(model: MuppetForMultiTask, head: str | None) -> MuppetForMultiTask:
+    """The LoRA-pre-finetuned `model` with the adapters of `head` (or, for a fresh head, the shared one) merged."""
+    settings = model.config.lora
+    if head is not None:
+        adapters = adapters_of_head(settings, head)
+    else:
+        adapters = [name for name in settings["adapters"] if name == SHARED_ADAPTER]
+        if not adapters:
+            logger.warning(
+                "the checkpoint's %s adapters belong to its own heads; a fresh head starts from the backbone's own "
+                "weights, not from a pre-finetuned representation",
+                settings["mode"],
+            )
+    return merge_adapters(model, adapters=adapters)
 
 
 def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dict:
@@ -169,6 +204,7 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         "model_name_or_path": args.model_name_or_path,
         "head": spec.head,
         "head_reused": reused,
+        "lora_mode": training_args.lora_mode,
         "train_fraction": args.train_fraction,
         "train_examples": train_examples,
         "seed": training_args.seed,
