@@ -183,7 +183,9 @@ class MuppetTrainingArguments(TrainingArguments):
         if self.lora_alpha <= 0:
             raise ValueError(f"MuppetTrainingArguments: field `lora_alpha` must be positive, got {self.lora_alpha}")
         if not 0 <= self.lora_dropout < 1:
-            raise ValueError(f"MuppetTrainingArguments: field `lora_dropout` must be in [0, 1), got {self.lora_dropout}")
+            raise ValueError(
+                f"MuppetTrainingArguments: field `lora_dropout` must be in [0, 1), got {self.lora_dropout}"
+            )
         if self.lora_target_modules is not None and not self.lora_target_modules:
             raise ValueError("MuppetTrainingArguments: field `lora_target_modules` is empty; omit it for the default")
         if self.remove_unused_columns:
