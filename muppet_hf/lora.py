@@ -39,6 +39,7 @@ from peft.tuners.lora import LoraLayer, LoraModel
 from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from safetensors.torch import save_file
 from torch import nn
+from transformers import AutoConfig
 
 from .configuration_muppet import MuppetConfig
 from .export import (
@@ -367,6 +368,25 @@ def export_merged(
     return export_checkpoint(merged, output_dir, heads, tokenizer=tokenizer, metadata=metadata, **export_kwargs)
 
 
+def check_base_model(config: MuppetConfig, base_model: str) -> None:
+    """Raises a `ValueError` naming `base_model` when it is a local folder whose backbone differs from the one the
+    adapters were trained on (architecture, width or depth): their weights would not fit it.
+
+    A Hub id is not checked here (that needs the network); peft itself refuses mismatched shapes when loading.
+    """
+    if not Path(base_model).is_dir():
+        return
+    expected = config.base_model_config
+    actual = AutoConfig.from_pretrained(base_model)
+    for key in ("model_type", "hidden_size", "num_hidden_layers"):
+        mine, theirs = expected.to_dict().get(key), actual.to_dict().get(key)
+        if mine != theirs:
+            raise ValueError(
+                f"{base_model}: field `base_model` (--base-model): its `{key}` is {theirs!r} but the adapters were "
+                f"trained on a backbone with {mine!r}; name the backbone they were trained on"
+            )
+
+
 def _adapter_folders(settings: dict, heads: Sequence[str]) -> dict[str, str]:
     """Adapter name -> folder inside the export: the shared adapter at the top (peft's `default`), the others in a
     sub-folder named after them, as `PeftModel.save_pretrained` lays out named adapters."""
@@ -448,6 +468,7 @@ def export_adapters(
             f"{checkpoint}: the run recorded no `base_model` (muppet_run.json); pass --base-model, the backbone the "
             "adapters apply to"
         )
+    check_base_model(model.config, base_model)
     exported_heads = resolve_heads(heads, model.config)
     folders = _adapter_folders(settings, exported_heads)
     metadata.backbone_type = model.config.base_model_config.model_type

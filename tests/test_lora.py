@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModel, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask, cli
-from muppet_hf.export import check_model_card
+from muppet_hf.export import check_model_card, export_checkpoint
 from muppet_hf.lora import (
     HEADS_CONFIG_FILE,
     HEADS_WEIGHTS_FILE,
@@ -438,3 +438,21 @@ def test_two_processes_train_per_task_adapters_and_keep_the_backbone_frozen(tmp_
     set_seed(training_args.seed)
     fresh = backbone_weights(script.build_model(script_args, training_args, dict(trained.config.heads)))
     assert all(torch.equal(tensor, fresh[name]) for name, tensor in backbone_weights(trained).items())
+
+
+def test_exports_refuse_a_backbone_of_another_size_and_a_plain_backbone_export_of_adapters(tmp_path):
+    checkpoint, _ = trained_checkpoint(tmp_path, "shared")
+    torch.manual_seed(0)
+    deeper = tiny_config("bert")
+    deeper.num_hidden_layers = 3
+    AutoModel.from_config(deeper).save_pretrained(tmp_path / "deeper")
+    with pytest.raises(ValueError, match="field `base_model`.*`num_hidden_layers` is 3"):
+        export_adapters(checkpoint, tmp_path / "export", base_model=str(tmp_path / "deeper"))
+    AutoModel.from_config(tiny_config("roberta")).save_pretrained(tmp_path / "roberta")
+    with pytest.raises(ValueError, match="`model_type` is 'roberta'"):
+        export_adapters(checkpoint, tmp_path / "export", base_model=str(tmp_path / "roberta"))
+    with pytest.raises(ValueError, match="--merge.*--adapter"):
+        export_checkpoint(checkpoint, tmp_path / "export", heads="none")
+    # With heads, the multi-task export keeps the adapters and reloads them through muppet_hf.
+    export_checkpoint(checkpoint, tmp_path / "multitask", heads="all")
+    assert MuppetForMultiTask.from_pretrained(tmp_path / "multitask").config.lora["mode"] == "shared"
