@@ -356,13 +356,25 @@ def check_checkpoint_adapters(model: MuppetForMultiTask, checkpoint: str | os.Pa
 def export_merged(
     checkpoint: str | os.PathLike, output_dir: str | os.PathLike, heads: str | Sequence[str] = "all", **export_kwargs
 ) -> Path:
-    """`muppet-hf export --merge`: [`export_checkpoint`] of the checkpoint with its adapters merged."""
+    """`muppet-hf export --merge`: [`export_checkpoint`] of the checkpoint with its adapters merged.
+
+    The adapters of the exported heads are merged (they must share them); with `heads="none"`, the shared adapter.
+    """
     checkpoint = Path(checkpoint)
     model, tokenizer = _load_checkpoint(checkpoint)
     if model.config.lora is None:
         raise ValueError(f"{checkpoint}/config.json: field `lora` is null: --merge needs a model with LoRA adapters")
     exported_heads = resolve_heads(heads, model.config)
-    merged = merge_adapters(model, exported_heads)
+    if exported_heads:
+        merged = merge_adapters(model, exported_heads)
+    elif SHARED_ADAPTER in model.config.lora["adapters"]:
+        # The backbone alone: the shared adapter is what every task's representation builds on.
+        merged = merge_adapters(model, adapters=[SHARED_ADAPTER])
+    else:
+        raise ValueError(
+            f"{checkpoint}/config.json: field `lora.mode` is 'per_task': there is no shared adapter to merge into a "
+            "backbone-only export; name the head whose adapter to merge (--heads NAME)"
+        )
     metadata = read_run_metadata(checkpoint)
     metadata.training = {**metadata.training, "lora_merged": True}
     return export_checkpoint(merged, output_dir, heads, tokenizer=tokenizer, metadata=metadata, **export_kwargs)

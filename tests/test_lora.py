@@ -9,6 +9,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from peft.functional import set_adapter
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -253,6 +254,8 @@ def test_merge_refuses_heads_with_different_adapters(tmp_path):
     checkpoint, _ = trained_checkpoint(tmp_path, "per_task")
     with pytest.raises(ValueError, match="use different adapters"):
         export_merged(checkpoint, tmp_path / "all", heads="all")
+    with pytest.raises(ValueError, match="no shared adapter.*--heads NAME"):
+        export_merged(checkpoint, tmp_path / "none", heads="none")
 
 
 PLAIN_PEFT = """
@@ -456,3 +459,14 @@ def test_exports_refuse_a_backbone_of_another_size_and_a_plain_backbone_export_o
     # With heads, the multi-task export keeps the adapters and reloads them through muppet_hf.
     export_checkpoint(checkpoint, tmp_path / "multitask", heads="all")
     assert MuppetForMultiTask.from_pretrained(tmp_path / "multitask").config.lora["mode"] == "shared"
+
+
+def test_backbone_only_merge_of_shared_plus_per_task_holds_the_shared_adapter(tmp_path):
+    checkpoint, model = trained_checkpoint(tmp_path, "shared+per_task")
+    export_merged(checkpoint, tmp_path / "merged", heads="none")
+    inputs = tiny_tokenizer()(["a short sentence", "another one"], padding=True, return_tensors="pt")
+    set_adapter(model.backbone, ["shared"])
+    with torch.no_grad():
+        expected = model.get_encoder()(**inputs).last_hidden_state
+        actual = AutoModel.from_pretrained(tmp_path / "merged")(**inputs).last_hidden_state
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
