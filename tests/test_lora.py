@@ -470,3 +470,29 @@ def test_backbone_only_merge_of_shared_plus_per_task_holds_the_shared_adapter(tm
         expected = model.get_encoder()(**inputs).last_hidden_state
         actual = AutoModel.from_pretrained(tmp_path / "merged")(**inputs).last_hidden_state
     torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
+
+
+def test_a_nan_sub_batch_skips_the_update_of_every_adapter(tmp_path):
+    nan_task = datasets.Dataset.from_dict(
+        {"input_ids": [list(range(5, 12))] * 2, "attention_mask": [[1] * 7] * 2, "labels": [float("nan")] * 2}
+    )
+    heads = {"sent": HEADS["sent"], "sts": {"type": "regression"}}
+    torch.manual_seed(0)
+    model = MuppetForMultiTask(
+        MuppetConfig(base_model_config=tiny_config(), heads=heads, tasks={"sent": "sent", "sts": "sts"})
+    )
+    data = {"sent": toy_task("classification", 24, 0), "sts": nan_task}
+    trainer = MuppetTrainer(model, arguments(tmp_path, tasks_per_update=2, max_steps=7), data)
+    snapshots = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            snapshots.append({name: p.detach().clone() for name, p in adapter_parameters(model).items()})
+
+    trainer.add_callback(Snapshot())
+    trainer.train()
+    bad = [i for i in range(1, 7) if "sts" in trainer.tasks_drawn[2 * i : 2 * i + 2]]
+    assert bad, trainer.tasks_drawn
+    for step in bad:
+        assert all(torch.equal(snapshots[step][name], snapshots[step - 1][name]) for name in snapshots[step])
+    assert all(torch.isfinite(p).all() for p in adapter_parameters(model).values())
