@@ -230,7 +230,7 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         self.post_init()
         if config.lora is not None:
             # After `post_init`, whose weight initialisation would overwrite LoRA's (B = 0: the adapters start as the
-            # identity). Imported here so that only models with adapters import peft.
+            # identity). Imported here: `lora` imports this module, and only models with adapters need peft.
             from .lora import inject_adapters
 
             inject_adapters(self)
