@@ -496,3 +496,19 @@ def test_a_nan_sub_batch_skips_the_update_of_every_adapter(tmp_path):
     for step in bad:
         assert all(torch.equal(snapshots[step][name], snapshots[step - 1][name]) for name in snapshots[step])
     assert all(torch.isfinite(p).all() for p in adapter_parameters(model).values())
+
+
+@pytest.mark.slow
+def test_quick_lora_benchmark_reports_every_mode(tmp_path):
+    output = tmp_path / "lora.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "lora.py"), "--quick", "--repeats", "1", "--steps", "3"]
+    result = subprocess.run([*command, "--output", str(output)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(output.read_text())["summary"]
+    assert set(summary) == {"full", "shared", "per_task"}
+    assert summary["per_task"]["adapters"] == 3 and summary["shared"]["adapters"] == 1
+    # Adapters and heads are a fraction of the model, and so is the optimizer state that follows them.
+    assert summary["shared"]["trainable_params"] < summary["per_task"]["trainable_params"]
+    assert summary["per_task"]["trainable_params_vs_full"] < 0.5
+    assert summary["per_task"]["optimizer_state_bytes_vs_full"] < 0.5
+    assert all(row["step_s"] > 0 and row["peak_rss_mb"] > 0 for row in summary.values())
