@@ -512,3 +512,17 @@ def test_quick_lora_benchmark_reports_every_mode(tmp_path):
     assert summary["per_task"]["trainable_params_vs_full"] < 0.5
     assert summary["per_task"]["optimizer_state_bytes_vs_full"] < 0.5
     assert all(row["step_s"] > 0 and row["peak_rss_mb"] > 0 for row in summary.values())
+
+
+def test_per_task_lora_with_batch_homogeneous_updates(tmp_path):
+    model = build()
+    args = arguments(tmp_path, batching="batch_homogeneous", tasks_per_update=2, max_steps=4)
+    trainer = MuppetTrainer(model, args, train_dataset=train_data())
+    trainer.train()
+    updates = [trainer.tasks_drawn[i : i + 2] for i in range(0, len(trainer.tasks_drawn), 2)]
+    assert all(len(set(update)) == 1 for update in updates)
+    drawn = {TASKS[task] for task in trainer.tasks_drawn}
+    for name, param in adapter_parameters(model).items():
+        if "lora_B" in name:
+            # An adapter moved if and only if an update drew one of its head's tasks.
+            assert (torch.count_nonzero(param) > 0) == (name.split(".")[-2] in drawn), name
