@@ -110,6 +110,10 @@ class MuppetConfig(PreTrainedConfig):
             Whether the weights were trained, at any stage, on BIG-bench (canary) data, whose authors ask that such
             models not be published. Kept in `config.json` so that it travels with every checkpoint, export and
             fine-tuned model; `muppet-hf push` and `push_to_hub` refuse such models unless told otherwise.
+        lora (`dict`, *optional*):
+            LoRA adapters on the backbone, written by `muppet_hf.lora.add_lora`: `mode`, `r`, `alpha`, `dropout`,
+            `target_modules` and the `adapters`' names. The model rebuilds them from it, so a LoRA checkpoint
+            round-trips `from_pretrained`; `None` (default) for a model without adapters.
 
     Example:
 
@@ -135,6 +139,7 @@ class MuppetConfig(PreTrainedConfig):
     spectral_norm: bool = False
     initializer_range: float = 0.02
     canary: bool = False
+    lora: dict | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

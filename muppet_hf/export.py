@@ -1027,6 +1027,11 @@ def export_checkpoint(
         if overlay is not None:
             metadata.update(overlay, source="metadata")
     exported_heads = resolve_heads(heads, model.config)
+    if model.config.lora is not None and (not exported_heads or remote_code):
+        raise ValueError(
+            "the model has LoRA adapters (config.json field `lora`), which a backbone-only or remote-code export cannot "
+            "hold: merge them into the backbone (--merge) or write them as peft adapters (--adapter)"
+        )
     if remote_code and not exported_heads:
         raise ValueError("remote_code=True ships the Muppet model code, which a backbone-only export does not need")
     base_config = model.config.base_model_config

@@ -1,5 +1,6 @@
 """Muppet multi-task model: one pretrained backbone and a dictionary of task heads (arXiv 2101.11038)."""
 
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -179,6 +180,15 @@ def _build_head(config: MuppetConfig, spec: dict) -> nn.Module:
     return head_class(config, spec["type"])
 
 
+def _lora_module():
+    """`muppet_hf.lora`, imported on first use: it imports this module, and only models with adapters need peft.
+
+    Not a `from .lora import` statement: a remote-code export ships the files this module imports relatively, and
+    LoRA (peft, the exporter) is not among them; models with adapters are never exported as remote code.
+    """
+    return importlib.import_module(".lora", __package__)
+
+
 def _build_backbone(base_model_config) -> PreTrainedModel:
     # Encoder-decoder backbones keep their LM head so the `seq2seq` head can generate and the exported
     # backbone is a complete `AutoModelForSeq2SeqLM` checkpoint.
@@ -228,6 +238,10 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         self.backbone = _build_backbone(config.base_model_config)
         self.heads = nn.ModuleDict({name: _build_head(config, spec) for name, spec in config.heads.items()})
         self.post_init()
+        if config.lora is not None:
+            # After `post_init`, whose weight initialisation would overwrite LoRA's (B = 0: the adapters start as the
+            # identity).
+            _lora_module().inject_adapters(self)
 
     @classmethod
     def from_backbone(
@@ -389,6 +403,8 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         if head not in self.heads:
             raise ValueError(f"unknown head {head!r}; this model has heads {sorted(self.heads)}")
         module = self.heads[head]
+        if self.config.lora is not None:
+            _lora_module().activate_adapters(self, head)
         if module.head_type == "seq2seq":
             return self._forward_seq2seq(
                 input_ids, attention_mask, inputs_embeds, labels, decoder_input_ids, decoder_attention_mask

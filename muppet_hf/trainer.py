@@ -66,6 +66,7 @@ from .checkpointing import (
 from .collator import MuppetDataCollator
 from .distributed import idle_heads_term
 from .export import read_json
+from .lora import add_lora_from_arguments, check_checkpoint_adapters
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
 from .modeling_muppet import MuppetForMultiTask
@@ -270,6 +271,8 @@ class MuppetTrainer(Trainer):
             refuse_canary(
                 "MuppetTrainer(push_to_hub=True): the model (config.json field `canary`)", allow_canary=False
             )
+        # LoRA (`lora_mode`): adapters on the frozen backbone, added before the optimizer sees the parameters.
+        add_lora_from_arguments(model, args)
         self.head_types = {head: spec["type"] for head, spec in model.config.heads.items()}
         if data_collator is None:
             data_collator = MuppetDataCollator(
@@ -633,6 +636,7 @@ class MuppetTrainer(Trainer):
                 raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint")
         self._resume_state = None
         if resume_from_checkpoint:
+            check_checkpoint_adapters(self.model, resume_from_checkpoint)
             path = os.path.join(resume_from_checkpoint, MUPPET_STATE_NAME)
             if not os.path.isfile(path):
                 raise ValueError(

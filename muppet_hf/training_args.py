@@ -12,6 +12,7 @@ BATCHING_MODES = ("heterogeneous", "batch_homogeneous", "dataset_homogeneous")
 TASK_SAMPLING_MODES = ("natural", "temperature", "uniform")
 LOSS_SCALING_MODES = ("log_n", "none")
 NOISE_TYPES = ("uniform", "normal")
+LORA_MODES = ("shared", "per_task", "shared+per_task")
 
 
 @dataclass
@@ -67,6 +68,23 @@ class MuppetTrainingArguments(TrainingArguments):
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             Replace an `output_dir` that holds a run's checkpoints or outputs (the training scripts refuse one
             otherwise, unless resuming); the old folder is moved aside in one rename and deleted.
+        > LoRA (arXiv 2106.09685, through `peft`; see `muppet_hf.lora`)
+
+        lora_mode (`str`, *optional*):
+            `None` (default) trains every weight. `"shared"` trains one LoRA adapter on the frozen backbone for all
+            tasks; `"per_task"` one adapter per head (the multiple-choice tasks share the `multiple_choice` head's
+            adapter, the MRC tasks the `span` head's), each sub-batch running its own; `"shared+per_task"` both at
+            once. Heads always train fully.
+        lora_r (`int`, *optional*, defaults to `8`):
+            Rank of every adapter.
+        lora_alpha (`float`, *optional*, defaults to `16.0`):
+            LoRA scaling numerator: the update is `(alpha / r) B A`.
+        lora_dropout (`float`, *optional*, defaults to `0.05`):
+            Dropout on the adapters' input.
+        lora_target_modules (`list[str]`, *optional*):
+            Names of the backbone's linear layers to adapt (e.g. `query value`). Defaults by backbone family: attention
+            query and value (`query`/`value` for bert, roberta, electra; `q`/`v` for mpnet and t5; `query_proj`/
+            `value_proj` for deberta-v2; `q_proj`/`v_proj` for bart).
 
     Two parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`) and
     `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it).
@@ -128,6 +146,20 @@ class MuppetTrainingArguments(TrainingArguments):
             "such a folder, so two runs never mix their checkpoints."
         },
     )
+    lora_mode: Literal["shared", "per_task", "shared+per_task"] | None = field(
+        default=None,
+        metadata={
+            "help": "Train LoRA adapters on a frozen backbone: `shared` (one for all tasks), `per_task` (one per "
+            "head) or `shared+per_task`. Default: full training."
+        },
+    )
+    lora_r: int = field(default=8, metadata={"help": "Rank of the LoRA adapters."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA scaling: the update is (alpha / r) B A."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA adapters' input."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Backbone linear layers to adapt; default by family (attention query and value)."},
+    )
     remove_unused_columns: bool = field(
         default=False,
         metadata={"help": "Must stay False: the multi-task collator reads each example's `task` field."},
@@ -156,6 +188,20 @@ class MuppetTrainingArguments(TrainingArguments):
             raise ValueError("MuppetTrainingArguments: fields `r3f_lambda` and `r3f_eps` must be non-negative")
         if self.r4f and self.r3f_lambda == 0:
             raise ValueError("MuppetTrainingArguments: field `r4f` is R3F plus spectral norm; set `r3f_lambda` > 0")
+        if self.lora_mode is not None and self.lora_mode not in LORA_MODES:
+            raise ValueError(
+                f"MuppetTrainingArguments: field `lora_mode` is {self.lora_mode!r}; use one of {LORA_MODES} or None"
+            )
+        if self.lora_r <= 0:
+            raise ValueError(f"MuppetTrainingArguments: field `lora_r` must be a positive rank, got {self.lora_r}")
+        if self.lora_alpha <= 0:
+            raise ValueError(f"MuppetTrainingArguments: field `lora_alpha` must be positive, got {self.lora_alpha}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(
+                f"MuppetTrainingArguments: field `lora_dropout` must be in [0, 1), got {self.lora_dropout}"
+            )
+        if self.lora_target_modules is not None and not self.lora_target_modules:
+            raise ValueError("MuppetTrainingArguments: field `lora_target_modules` is empty; omit it for the default")
         if self.remove_unused_columns:
             raise ValueError(
                 "MuppetTrainingArguments: field `remove_unused_columns` must be False: the multi-task collator "

@@ -13,6 +13,10 @@ python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --ta
 python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task presuppositions_as_nli \
     --train_fraction 0.1 --seed 1 --output_dir runs/ft/base-pnli-10-s1
 
+# LoRA fine-tuning (a rank-8 adapter on the frozen backbone, the head trained fully), from either kind of model:
+python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --task presuppositions_as_nli \
+    --lora --lora_r 8 --learning_rate 1e-3 --output_dir runs/ft/muppet-pnli-lora
+
 # Recipes work as in prefinetune.py: --config training/recipes/finetune.yaml, flags override.
 
 # The protocol of evaluation/: a budget of updates, validation every 25 of them, the best weights kept (early stop
@@ -22,6 +26,10 @@ python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task
     --select_best_model --early_stopping_patience 4 --eval_splits validation test \
     --output_dir runs/ft/base-pnli-10-s1-budget
 ```
+
+A checkpoint pre-finetuned with LoRA first has its adapters merged into the backbone: the adapters of the re-used head
+(its own in `per_task` mode, plus the shared one), or the shared adapter for a fresh head. A `per_task` checkpoint
+holds no adapter for a task it never saw, so such a task starts from the backbone's own weights (a warning says so).
 
 The output folder holds the fine-tuned model and `finetune_metrics.json`: the task, the starting model, whether the
 head was re-used, the training-set size, the seed, the updates trained, the metrics of each evaluated split, the
@@ -40,6 +48,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
 from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
+from muppet_hf.lora import SHARED_ADAPTER, adapters_of_head, merge_adapters
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import (
     check_model_path,
@@ -81,6 +90,8 @@ class FinetuneArguments:
             memory ([`~muppet_hf.finetuning.BestModelCallback`]); needs `--eval_strategy steps`.
         early_stopping_patience (`int`, *optional*): with `select_best_model`, stop after this many evaluations in a
             row without improvement.
+        lora (`bool`, *optional*, defaults to `False`): fine-tune a LoRA adapter on the frozen backbone and the head,
+            with the `lora_*` training arguments (`lora_mode` defaults to `shared`).
         trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the model.
     """
 
@@ -103,6 +114,10 @@ class FinetuneArguments:
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many evaluations without improvement (select_best_model)."}
     )
+    lora: bool = field(
+        default=False,
+        metadata={"help": "Fine-tune a LoRA adapter on the frozen backbone (sets `lora_mode: shared` if unset)."},
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the model."})
 
     def __post_init__(self):
@@ -120,6 +135,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FinetuneArguments, Muppet
     finetune_args, training_args, _ = parser.parse_args_and_config(argv)
     finetune_args.model_name_or_path = resolve_model_path(finetune_args.model_name_or_path)
     finetune_args.tokenizer_name_or_path = resolve_model_path(finetune_args.tokenizer_name_or_path)
+    if finetune_args.lora and training_args.lora_mode is None:
+        training_args.lora_mode = "shared"
     return finetune_args, training_args
 
 
@@ -144,6 +161,8 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
     model = MuppetForMultiTask.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     existing = model.config.heads.get(spec.head)
     reused = args.reuse_head and existing is not None
+    if model.config.lora is not None:
+        model = merge_pretrained_adapters(model, spec.head if reused else None)
     if reused and (existing["type"], existing.get("num_labels")) != (wanted["type"], wanted.get("num_labels")):
         raise ValueError(
             f"{spec.file}: task {spec.name!r}, field `head`: the checkpoint's head {spec.head!r} is {existing} but "
@@ -177,6 +196,22 @@ def match_head_labels(model: MuppetForMultiTask, spec: TaskSpec):
         existing,
         spec.label_names,
     )
+
+
+def merge_pretrained_adapters(model: MuppetForMultiTask, head: str | None) -> MuppetForMultiTask:
+    """The LoRA-pre-finetuned `model` with the adapters of `head` (or, for a fresh head, the shared one) merged."""
+    settings = model.config.lora
+    if head is not None:
+        adapters = adapters_of_head(settings, head)
+    else:
+        adapters = [name for name in settings["adapters"] if name == SHARED_ADAPTER]
+        if not adapters:
+            logger.warning(
+                "the checkpoint's %s adapters belong to its own heads; a fresh head starts from the backbone's own "
+                "weights, not from a pre-finetuned representation",
+                settings["mode"],
+            )
+    return merge_adapters(model, adapters=adapters)
 
 
 def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dict:
@@ -245,6 +280,7 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         "model_name_or_path": args.model_name_or_path,
         "head": spec.head,
         "head_reused": reused,
+        "lora_mode": training_args.lora_mode,
         "train_fraction": args.train_fraction,
         "train_examples": train_examples,
         "seed": training_args.seed,

@@ -247,6 +247,9 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
             "max_steps": training_args.max_steps,
             "seed": training_args.seed,
         }
+        if model.config.lora is not None:
+            lora = model.config.lora
+            metadata.training["lora"] = {key: lora[key] for key in ("mode", "r", "alpha", "dropout", "target_modules")}
         write_run_metadata(training_args.output_dir, metadata)
         card = build_model_card(
             metadata,

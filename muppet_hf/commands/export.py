@@ -4,6 +4,7 @@ import argparse
 from collections.abc import Sequence
 
 from ..export import export_checkpoint, list_upload_files
+from ..lora import export_adapters, export_merged
 
 
 def parse_heads(values: Sequence[str]) -> str | list[str]:
@@ -35,7 +36,24 @@ def print_files(files: list[tuple[str, int]]):
 
 
 def run_export(args: argparse.Namespace) -> int:
-    output_dir = export_checkpoint(
+    if args.merge and args.adapter:
+        raise ValueError("--merge and --adapter write different folders; pass one of them")
+    if args.base_model is not None and not args.adapter:
+        raise ValueError("--base-model names the backbone of an --adapter export; pass --adapter too")
+    if args.adapter:
+        output_dir = export_adapters(
+            args.checkpoint,
+            args.output_dir,
+            heads=parse_heads(args.heads),
+            base_model=args.base_model,
+            repo_id=args.repo_id,
+            overwrite=args.overwrite,
+        )
+        print(f"wrote {output_dir}:")
+        print_files(list_upload_files(output_dir))
+        return 0
+    export = export_merged if args.merge else export_checkpoint
+    output_dir = export(
         args.checkpoint,
         args.output_dir,
         heads=parse_heads(args.heads),
@@ -80,5 +98,18 @@ def register_export(subparsers: "argparse._SubParsersAction[argparse.ArgumentPar
         "Off by default: trust_remote_code runs the repository's Python on its users' machines",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT_DIR if it exists")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="LoRA checkpoints: merge the adapters of the exported heads into the backbone weights (peft's "
+        "merge_and_unload), so plain transformers loads the backbone",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="store_true",
+        help="LoRA checkpoints: write peft adapter folders (shared adapter at the top, per-task ones in <head>/) "
+        "plus the heads, for peft.PeftModel.from_pretrained(AutoModel.from_pretrained(BASE), OUTPUT_DIR)",
+    )
+    parser.add_argument("--base-model", help="with --adapter: the backbone the adapters apply to (default: the run's)")
     parser.set_defaults(func=run_export)
     return parser
