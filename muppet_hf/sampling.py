@@ -179,10 +179,10 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
     stream as many examples as fit (up to `sub_batch_size`) without its padded token count
     (`examples × most choices × longest sequence`) exceeding the budget: a 5-choice multiple-choice sub-batch then
     holds about a fifth of the questions and costs about what a classification sub-batch costs. The budget changes
-    what a sub-batch holds, not how often
-    its task is drawn: counts in step 1 stay those of `sub_batch_size`, so every task's share of the draws (of the
-    compute, and of the gradient, where each sub-batch weighs the same) stays its share of the source examples,
-    and a budgeted task sees a fresh random subset of its examples each epoch.
+    what a sub-batch holds, not how often its task is drawn: counts in step 1 stay those of `sub_batch_size`, so
+    every task's share of the draws (of the compute, and of the gradient, where each sub-batch weighs the same)
+    stays its share of the source examples, and a budgeted task sees a fresh random subset of its examples each
+    epoch.
     3. Order (paper §5.2): `heterogeneous` shuffles all sub-batches of all tasks together, so each block of
        `update_size` holds several tasks; `batch_homogeneous` shuffles blocks of `update_size` sub-batches of one
        task; `dataset_homogeneous` lays the tasks out one after another, in the given order.

@@ -371,7 +371,7 @@ class MuppetTrainer(Trainer):
         return self.accelerator.prepare(dataloader)
 
     def _log_task_shares(self, sampler: MultiTaskBatchSampler) -> dict[str, dict[str, float]]:
-        """Logs what each task gets of the whole run's sub-batches (examples, draws, sub-batch size); returns it."""
+        """Logs what each task gets of the whole run's sub-batches (examples, draws, examples per draw); returns it."""
         args = self.args
         per_epoch = len(sampler) // sampler.update_size
         updates = args.max_steps if args.max_steps > 0 else int(np.ceil(args.num_train_epochs * per_epoch))
