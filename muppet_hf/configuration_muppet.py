@@ -11,6 +11,7 @@ HEAD_TYPES = ("classification", "regression", "multiple_choice", "span", "token_
 # Head types whose output size is fixed by the config; the others score choices or positions.
 HEAD_TYPES_WITH_LABELS = ("classification", "regression", "token_classification")
 NAME_PATTERN = re.compile(r"^[a-z0-9_]+$")
+POOLING_MODES = ("first", "mean")
 
 
 def encoder_config_of(config: PreTrainedConfig) -> PreTrainedConfig:
@@ -97,7 +98,8 @@ class MuppetConfig(PreTrainedConfig):
         pooling (`str`, *optional*):
             How sequence-level heads read the encoder: `"first"` (the `<s>`/`[CLS]` token) or `"mean"` (masked
             mean, for backbones such as T5 that have no such token). Defaults to `"first"` for encoder-only and
-            `"mean"` for encoder-decoder backbones.
+            `"mean"` for encoder-decoder backbones. `MuppetForMultiTask.from_backbone(..., pooling="auto")` takes
+            the pooling a sentence-transformers backbone declares instead.
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout before and inside the classification, multiple-choice and tagging heads.
         label_smoothing (`float`, *optional*, defaults to 0.1):
@@ -153,6 +155,11 @@ class MuppetConfig(PreTrainedConfig):
                 raise ValueError(f"MuppetConfig.tasks: task {task!r} names head {head!r}, which is not in `heads`")
         if self.pooling is None:
             self.pooling = "mean" if is_encoder_decoder else "first"
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(
+                f"MuppetConfig: field `pooling` is {self.pooling!r}; use one of {POOLING_MODES} ('auto' is resolved "
+                "from the backbone folder by MuppetForMultiTask.from_backbone)"
+            )
 
     @property
     def hidden_size(self) -> int:

@@ -1,6 +1,8 @@
 """Muppet multi-task model: one pretrained backbone and a dictionary of task heads (arXiv 2101.11038)."""
 
 import importlib
+import json
+import logging
 import os
 from dataclasses import dataclass
 
@@ -10,7 +12,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, cached_file
 
 from .configuration_muppet import MuppetConfig, validate_head
 from .losses import (
@@ -19,6 +21,51 @@ from .losses import (
     span_loss_per_example,
     token_cross_entropy_per_example,
 )
+
+
+logger = logging.getLogger(__name__)
+
+# A sentence-transformers folder lists its modules in `modules.json`; its Pooling module's config names the mode.
+SENTENCE_TRANSFORMERS_MODULES = "modules.json"
+SENTENCE_TRANSFORMERS_POOLING = "sentence_transformers.models.Pooling"
+# The pooling modes a Muppet head can read, by the sentence-transformers flag that declares them.
+DECLARED_POOLING = {"pooling_mode_cls_token": "first", "pooling_mode_mean_tokens": "mean"}
+
+
+def declared_pooling(pretrained_model_name_or_path: str | os.PathLike, **hub_kwargs) -> str | None:
+    """The pooling a sentence-transformers backbone was trained with (`"first"` or `"mean"`), else `None`.
+
+    Reads `modules.json` and the Pooling module's `config.json` (usually `1_Pooling/config.json`). A plain model
+    folder declares nothing; neither does a mode Muppet heads cannot read (max, weighted mean), which is logged.
+
+    Args:
+        pretrained_model_name_or_path (`str` or `os.PathLike`): Hub id or local folder of the backbone.
+        hub_kwargs: `revision`, `cache_dir`, `token`, `local_files_only`, passed to the download.
+    """
+    lookup = {**hub_kwargs, "_raise_exceptions_for_missing_entries": False}
+    modules_file = cached_file(pretrained_model_name_or_path, SENTENCE_TRANSFORMERS_MODULES, **lookup)
+    if modules_file is None:
+        return None
+    with open(modules_file, encoding="utf-8") as handle:
+        modules = json.load(handle)
+    paths = [module["path"] for module in modules if module.get("type") == SENTENCE_TRANSFORMERS_POOLING]
+    if not paths:
+        return None
+    pooling_file = cached_file(pretrained_model_name_or_path, f"{paths[0]}/config.json", **lookup)
+    if pooling_file is None:
+        return None
+    with open(pooling_file, encoding="utf-8") as handle:
+        pooling = json.load(handle)
+    modes = [mode for flag, mode in DECLARED_POOLING.items() if pooling.get(flag)]
+    if len(modes) != 1:
+        logger.warning(
+            "%s: %s/config.json declares pooling %s, which Muppet heads cannot read; using the default",
+            pretrained_model_name_or_path,
+            paths[0],
+            {key: value for key, value in pooling.items() if key.startswith("pooling_mode") and value},
+        )
+        return None
+    return modes[0]
 
 
 @dataclass
@@ -268,7 +315,8 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
             revision, cache_dir, token, local_files_only: passed to the Hub download.
             trust_remote_code (`bool`, *optional*, defaults to `False`):
                 Whether to run modeling code shipped inside the checkpoint. Off unless you trust its authors.
-            config_kwargs: other [`MuppetConfig`] fields (`pooling`, `spectral_norm`, ...).
+            config_kwargs: other [`MuppetConfig`] fields (`pooling`, `spectral_norm`, ...). `pooling="auto"` takes
+                the pooling a sentence-transformers backbone declares (see [`declared_pooling`]), else the default.
         """
         hub_kwargs = {
             "revision": revision,
@@ -283,6 +331,10 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
                 f"{pretrained_model_name_or_path} is already a Muppet checkpoint; load it with "
                 "`MuppetForMultiTask.from_pretrained` (or `AutoModel.from_pretrained` after `import muppet_hf`)"
             )
+        if config_kwargs.get("pooling") == "auto":
+            lookup = {key: value for key, value in hub_kwargs.items() if key != "trust_remote_code"}
+            config_kwargs["pooling"] = declared_pooling(pretrained_model_name_or_path, **lookup)
+            logger.info("pooling='auto': %s", config_kwargs["pooling"] or "nothing declared, the default")
         auto_class = AutoModelForSeq2SeqLM if base_model_config.is_encoder_decoder else AutoModel
         backbone = auto_class.from_pretrained(pretrained_model_name_or_path, config=base_model_config, **hub_kwargs)
         config = MuppetConfig(base_model_config=backbone.config, heads=heads or {}, **config_kwargs)
@@ -518,4 +570,5 @@ __all__ = [
     "MuppetSeq2SeqHead",
     "MuppetSpanHead",
     "MuppetTokenClassificationHead",
+    "declared_pooling",
 ]

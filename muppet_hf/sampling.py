@@ -23,10 +23,26 @@ import torch
 # Length grouping sorts examples inside windows of this many sub-batches: big enough to find neighbours of similar
 # length, small enough that the order stays random across the epoch (as transformers' LengthGroupedSampler does).
 LENGTH_GROUPING_WINDOW = 50
+# How a task's size is counted: its source examples (an MRC example's windows count once, as the paper sizes its
+# datasets) or its tokenized rows (windows).
+TASK_SIZE_UNITS = ("examples", "windows")
+
+
+# The column preprocessing gives each window of a span MRC example (`prepare_task`): all windows of one source
+# example share its id, so sampling can count source examples rather than windows.
+EXAMPLE_ID_COLUMN = "example_id"
 
 
 def example_lengths(dataset: datasets.Dataset | Sequence[dict], column: str = "input_ids") -> np.ndarray:
     """The padded cost of each example: its token count, or `choices × longest choice` for multiple choice."""
+    rows, longest = example_shapes(dataset, column)
+    return rows * longest
+
+
+def example_shapes(
+    dataset: datasets.Dataset | Sequence[dict], column: str = "input_ids"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's sequences (its choices for multiple choice, else 1) and the token count of its longest one."""
     if isinstance(dataset, datasets.Dataset):
         values = dataset.with_format("arrow")[column]
         if isinstance(values, pa.Table):
@@ -40,14 +56,36 @@ def example_lengths(dataset: datasets.Dataset | Sequence[dict], column: str = "i
             nonempty = num_choices > 0
             if inner.size:
                 longest[nonempty] = np.maximum.reduceat(inner, starts[nonempty])
-            return num_choices * longest
-        return pc.list_value_length(values).to_numpy(zero_copy_only=False).astype(np.int64)
-    lengths = []
+            return num_choices, longest
+        lengths = pc.list_value_length(values).to_numpy(zero_copy_only=False).astype(np.int64)
+        return np.ones_like(lengths), lengths
+    rows, longest = [], []
     for example in dataset:
         ids = example[column]
         is_choices = len(ids) > 0 and isinstance(ids[0], list | tuple | torch.Tensor)
-        lengths.append(len(ids) * max(len(choice) for choice in ids) if is_choices else len(ids))
-    return np.asarray(lengths, dtype=np.int64)
+        rows.append(len(ids) if is_choices else 1)
+        longest.append(max(len(choice) for choice in ids) if is_choices else len(ids))
+    return np.asarray(rows, dtype=np.int64), np.asarray(longest, dtype=np.int64)
+
+
+def source_examples(dataset: datasets.Dataset | Sequence[dict], column: str = EXAMPLE_ID_COLUMN) -> np.ndarray | None:
+    """Each row's source example, as codes `0 .. examples - 1`; `None` when every row is its own example.
+
+    Span MRC preprocessing cuts a long context into several windows, one row each, that share the `example_id` of
+    their question; other tasks have no such column.
+    """
+    if isinstance(dataset, datasets.Dataset):
+        if column not in dataset.column_names:
+            return None
+        ids = dataset.with_format("arrow")[column]
+        ids = ids.column(0) if isinstance(ids, pa.Table) else ids
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        ids = np.asarray(ids.to_pylist(), dtype=object)
+    else:
+        if len(dataset) == 0 or column not in dataset[0]:
+            return None
+        ids = np.asarray([example[column] for example in dataset], dtype=object)
+    return np.unique(ids.astype(str), return_inverse=True)[1].astype(np.int64)
 
 
 class MultiTaskDataset(torch.utils.data.Dataset):
@@ -133,6 +171,18 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
        up-sampled by cycling through fresh shuffles, tasks below it get a random subset).
     2. Examples per task: a fresh permutation, cut into sub-batches after sorting windows of
        `LENGTH_GROUPING_WINDOW` sub-batches by length (`group_by_length`), so a sub-batch pads little.
+
+    With `task_size="examples"` a task is sized by its *source* examples: the windows of a long MRC context (rows
+    that share an `example_id`) count once, and each epoch draws one window of each example, the next one of its
+    windows every epoch (from a random first one), so all windows are seen over as many epochs as the longest
+    example has windows. With `max_tokens_per_sub_batch`, each sub-batch takes from its task's (length-grouped)
+    stream as many examples as fit (up to `sub_batch_size`) without its padded token count
+    (`examples × most choices × longest sequence`) exceeding the budget: a 5-choice multiple-choice sub-batch then
+    holds about a fifth of the questions and costs about what a classification sub-batch costs. The budget changes
+    what a sub-batch holds, not how often its task is drawn: counts in step 1 stay those of `sub_batch_size`, so
+    every task's share of the draws (of the compute, and of the gradient, where each sub-batch weighs the same)
+    stays its share of the source examples, and a budgeted task sees a fresh random subset of its examples each
+    epoch.
     3. Order (paper §5.2): `heterogeneous` shuffles all sub-batches of all tasks together, so each block of
        `update_size` holds several tasks; `batch_homogeneous` shuffles blocks of `update_size` sub-batches of one
        task; `dataset_homogeneous` lays the tasks out one after another, in the given order.
@@ -151,6 +201,10 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
             by task name.
         group_by_length (`bool`, *optional*, defaults to `True`): whether to group examples of similar length.
         lengths (`list[np.ndarray]`, *optional*): per-task example lengths, computed when not given.
+        max_tokens_per_sub_batch (`int`, *optional*): padded-token budget of one sub-batch (see above); an
+            example alone over it makes a sub-batch of one.
+        task_size (`str`, *optional*, defaults to `"examples"`): `"examples"` counts source examples (an MRC
+            example's windows once), `"windows"` counts tokenized rows.
         seed (`int`, *optional*, defaults to 0): seed of every random choice.
     """
 
@@ -165,12 +219,18 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
         max_examples_per_task: int | dict[str, int] | None = None,
         group_by_length: bool = True,
         lengths: list[np.ndarray] | None = None,
+        max_tokens_per_sub_batch: int | None = None,
+        task_size: str = "examples",
         seed: int = 0,
     ):
         if sub_batch_size < 1 or update_size < 1:
             raise ValueError("MultiTaskBatchSampler: `sub_batch_size` and `update_size` must be at least 1")
         if batching not in ("heterogeneous", "batch_homogeneous", "dataset_homogeneous"):
             raise ValueError(f"MultiTaskBatchSampler: unknown batching {batching!r}")
+        if task_size not in TASK_SIZE_UNITS:
+            raise ValueError(f"MultiTaskBatchSampler: unknown task_size {task_size!r}; use one of {TASK_SIZE_UNITS}")
+        if max_tokens_per_sub_batch is not None and max_tokens_per_sub_batch < 1:
+            raise ValueError("MultiTaskBatchSampler: `max_tokens_per_sub_batch` must be at least 1")
         self.dataset = dataset
         self.sub_batch_size = sub_batch_size
         self.update_size = update_size
@@ -178,8 +238,16 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.task_sampling = task_sampling
         self.temperature = temperature
         self.group_by_length = group_by_length
+        self.max_tokens_per_sub_batch = max_tokens_per_sub_batch
+        self.task_size = task_size
         self.seed = seed
         self.epoch = 0
+        # Each task's source examples: rows grouped by `example_id` (span MRC windows), else one row each.
+        self.groups = [source_examples(d) if task_size == "examples" else None for d in dataset.datasets]
+        self.num_examples = np.asarray(
+            [len(d) if g is None else int(g.max()) + 1 for d, g in zip(dataset.datasets, self.groups, strict=True)],
+            dtype=np.int64,
+        )
         caps = max_examples_per_task
         if isinstance(caps, dict):
             unknown = set(caps) - set(dataset.task_names)
@@ -193,12 +261,16 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.used_sizes = np.asarray(
             [
                 size if self.caps[name] is None else min(size, self.caps[name])
-                for name, size in zip(dataset.task_names, dataset.sizes.tolist(), strict=True)
+                for name, size in zip(dataset.task_names, self.num_examples.tolist(), strict=True)
             ],
             dtype=np.int64,
         )
+        shapes = None
+        if max_tokens_per_sub_batch is not None or (group_by_length and lengths is None):
+            shapes = [example_shapes(d) for d in dataset.datasets]
+        self.shapes = shapes if max_tokens_per_sub_batch is not None else None
         if group_by_length:
-            self.lengths = lengths if lengths is not None else [example_lengths(d) for d in dataset.datasets]
+            self.lengths = lengths if lengths is not None else [rows * longest for rows, longest in shapes]
         else:
             self.lengths = None
         self.weights = task_weights(self.used_sizes, task_sampling, temperature)
@@ -228,8 +300,18 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
         """Selects which epoch to plan; the Trainer calls it at the start of each epoch."""
         self.epoch = epoch
 
-    def _task_sub_batches(self, task_id: int, rng: np.random.Generator) -> list[np.ndarray]:
-        size = int(self.dataset.sizes[task_id])
+    def _windows_of(self, task_id: int, examples: np.ndarray, epoch: int) -> np.ndarray:
+        """The row (window) each source example contributes this epoch: its windows in turn, from a random one."""
+        groups = self.groups[task_id]
+        order = np.argsort(groups, kind="stable")
+        counts = np.bincount(groups)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        # Drawn from the seed alone, not the epoch, so that successive epochs step through every window.
+        first = np.random.default_rng([self.seed, task_id]).integers(counts)
+        return order[starts[examples] + (first[examples] + epoch) % counts[examples]]
+
+    def _task_sub_batches(self, task_id: int, rng: np.random.Generator, epoch: int) -> list[np.ndarray]:
+        size = int(self.num_examples[task_id])
         used = int(self.used_sizes[task_id])
         count = int(self.sub_batches_per_task[task_id])
         # Each example once when the count is the natural one; otherwise full sub-batches, cycling through fresh
@@ -238,6 +320,8 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
         wanted = used if count == natural else count * self.sub_batch_size
         cycles = [rng.permutation(size) for _ in range(-(-wanted // size))]
         stream = np.concatenate(cycles)[:wanted]
+        if self.groups[task_id] is not None:
+            stream = self._windows_of(task_id, stream, epoch)
         if self.lengths is not None:
             window = LENGTH_GROUPING_WINDOW * self.sub_batch_size
             lengths = self.lengths[task_id]
@@ -245,13 +329,35 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
                 chunk = stream[start : start + window]
                 # Longest first within a window; stable, so equal lengths keep their random order.
                 stream[start : start + window] = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        if self.shapes is not None:
+            return self._pack(task_id, stream, count)
         return [stream[start : start + self.sub_batch_size] for start in range(0, wanted, self.sub_batch_size)]
+
+    def _pack(self, task_id: int, stream: np.ndarray, count: int) -> list[np.ndarray]:
+        """`count` sub-batches taken in order from `stream`, each as many examples as fit in the token budget.
+
+        A sub-batch pads every example to its most choices and its longest sequence; it takes at most
+        `sub_batch_size` examples, and at least one even when that one alone is over the budget.
+        """
+        rows, longest = self.shapes[task_id]
+        sub_batches, start = [], 0
+        while len(sub_batches) < count and start < len(stream):
+            end, widest_rows, widest = start, 0, 0
+            while end < len(stream) and end - start < self.sub_batch_size:
+                next_rows = max(widest_rows, int(rows[stream[end]]))
+                next_widest = max(widest, int(longest[stream[end]]))
+                if end > start and (end - start + 1) * next_rows * next_widest > self.max_tokens_per_sub_batch:
+                    break
+                end, widest_rows, widest = end + 1, next_rows, next_widest
+            sub_batches.append(stream[start:end])
+            start = end
+        return sub_batches
 
     def plan(self, epoch: int | None = None) -> list[tuple[int, np.ndarray]]:
         """The epoch's sub-batches in order, as `(task_id, local indices)`."""
         epoch = self.epoch if epoch is None else epoch
         per_task = [
-            self._task_sub_batches(task_id, np.random.default_rng([self.seed, epoch, task_id]))
+            self._task_sub_batches(task_id, np.random.default_rng([self.seed, epoch, task_id]), epoch)
             for task_id in range(len(self.dataset.task_names))
         ]
         rng = np.random.default_rng([self.seed, epoch])
@@ -274,6 +380,33 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
         for task_id, local in self.plan():
             yield (local + self.dataset.offsets[task_id]).tolist()
 
+    def task_shares(self, num_sub_batches: int, epoch: int = 0) -> dict[str, dict[str, float]]:
+        """What each task gets of the first `num_sub_batches` sub-batches of the stream from `epoch` on.
+
+        Returns:
+            `dict[str, dict[str, float]]`: per task, `examples` (its share of the rows trained on: source examples,
+            or windows of them for span MRC), `sub_batches` (its share of the draws; every sub-batch weighs the
+            same in its update, so this is also its share of the gradient) and `examples_per_sub_batch`.
+        """
+        examples = np.zeros(len(self.dataset.task_names), dtype=np.int64)
+        sub_batches = np.zeros_like(examples)
+        remaining = num_sub_batches
+        while remaining > 0:
+            plan = self.plan(epoch)[:remaining]
+            for task_id, local in plan:
+                examples[task_id] += len(local)
+                sub_batches[task_id] += 1
+            remaining -= len(plan)
+            epoch += 1
+        return {
+            name: {
+                "examples": round(float(examples[task_id] / max(examples.sum(), 1)), 4),
+                "sub_batches": round(float(sub_batches[task_id] / max(sub_batches.sum(), 1)), 4),
+                "examples_per_sub_batch": round(float(examples[task_id] / max(sub_batches[task_id], 1)), 2),
+            }
+            for task_id, name in enumerate(self.dataset.task_names)
+        }
+
     def state_dict(self) -> dict:
         """What a checkpoint must hold to replay this stream: the epoch and everything the plan depends on."""
         return {
@@ -287,6 +420,9 @@ class MultiTaskBatchSampler(torch.utils.data.Sampler[list[int]]):
             "group_by_length": self.group_by_length,
             "task_sizes": dict(zip(self.dataset.task_names, self.dataset.sizes.tolist(), strict=True)),
             "caps": self.caps,
+            "task_size": self.task_size,
+            "max_tokens_per_sub_batch": self.max_tokens_per_sub_batch,
+            "task_examples": dict(zip(self.dataset.task_names, self.num_examples.tolist(), strict=True)),
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint"):
@@ -372,5 +508,7 @@ __all__ = [
     "MultiTaskDataset",
     "benchmark_sampler",
     "example_lengths",
+    "example_shapes",
+    "source_examples",
     "task_weights",
 ]

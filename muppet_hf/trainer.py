@@ -197,6 +197,25 @@ class NonFiniteLossCallback(TrainerCallback):
             raise NonFiniteLossError(self.error)
 
 
+class HeadWarmupCallback(TrainerCallback):
+    """Freezes the backbone for the first `head_warmup_steps` updates, so only the fresh heads train.
+
+    Frozen parameters get no gradient, so AdamW leaves them and their moments untouched (and their backward pass is
+    not computed); to DDP they look like the unused heads of a sub-batch, which `ddp_find_unused_parameters` allows.
+    The freeze is set at every update's start from the step count alone, so a resumed run freezes the same updates.
+    """
+
+    def __init__(self, trainer: "MuppetTrainer"):
+        self.trainer = trainer
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        trainable = state.global_step >= args.head_warmup_steps
+        backbone = self.trainer.model.backbone
+        if next(backbone.parameters()).requires_grad != trainable:
+            backbone.requires_grad_(trainable)
+            logger.info("update %d: backbone %s", state.global_step + 1, "unfrozen" if trainable else "frozen")
+
+
 class MuppetTrainer(Trainer):
     r"""
     [`~transformers.Trainer`] for Muppet pre-finetuning of a [`MuppetForMultiTask`] on many tasks at once.
@@ -309,7 +328,30 @@ class MuppetTrainer(Trainer):
         self._resume_state: dict | None = None
         self._staging_root: str | None = None
         self._train_sampler: MultiTaskBatchSampler | None = None
+        # Each task's share of the run's examples and sub-batches, set when training starts (`_log_task_shares`).
+        self.task_shares: dict[str, dict[str, float]] = {}
         self.add_callback(NonFiniteLossCallback(self))
+        if args.head_warmup_steps > 0:
+            self.add_callback(HeadWarmupCallback(self))
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer; with `backbone_learning_rate`, the backbone's parameters in groups of their own."""
+        optimizer = super().create_optimizer(model)
+        if self.args.backbone_learning_rate is None:
+            return optimizer
+        backbone = {id(parameter) for parameter in self.model.backbone.parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            heads = [parameter for parameter in group["params"] if id(parameter) not in backbone]
+            body = [parameter for parameter in group["params"] if id(parameter) in backbone]
+            groups += [{**group, "params": heads}] if heads else []
+            groups += [{**group, "params": body, "lr": self.args.backbone_learning_rate}] if body else []
+        # Before the first step the optimizer holds no state, so its groups can be rebuilt; the scheduler, made
+        # next, scales each group's own peak rate.
+        optimizer.param_groups = []
+        for group in groups:
+            optimizer.add_param_group(group)
+        return optimizer
 
     # ---- Data ----
 
@@ -333,11 +375,14 @@ class MuppetTrainer(Trainer):
             temperature=args.sampling_temperature,
             max_examples_per_task=args.max_examples_per_task,
             group_by_length=args.group_by_length,
+            max_tokens_per_sub_batch=args.max_tokens_per_sub_batch,
+            task_size=args.task_size,
             seed=args.data_seed if args.data_seed is not None else args.seed,
         )
         if self._resume_state is not None:
             sampler.load_state_dict(self._resume_state["sampler"], source=self._resume_state["file"])
         self._train_sampler = sampler
+        self.task_shares = self._log_task_shares(sampler)
         dataloader = DataLoader(
             dataset,
             batch_sampler=sampler,
@@ -348,6 +393,24 @@ class MuppetTrainer(Trainer):
             worker_init_fn=partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
         )
         return self.accelerator.prepare(dataloader)
+
+    def _log_task_shares(self, sampler: MultiTaskBatchSampler) -> dict[str, dict[str, float]]:
+        """Logs what each task gets of the whole run's sub-batches (examples, draws, examples per draw); returns it."""
+        args = self.args
+        per_epoch = len(sampler) // sampler.update_size
+        updates = args.max_steps if args.max_steps > 0 else int(np.ceil(args.num_train_epochs * per_epoch))
+        shares = sampler.task_shares(updates * sampler.update_size)
+        if self.is_world_process_zero():
+            for task, share in shares.items():
+                logger.info(
+                    "task %s: %.1f%% of the examples, %.1f%% of the %d sub-batches, %.1f examples per sub-batch",
+                    task,
+                    100 * share["examples"],
+                    100 * share["sub_batches"],
+                    updates * sampler.update_size,
+                    share["examples_per_sub_batch"],
+                )
+        return shares
 
     # ---- Loss ----
 
@@ -930,4 +993,10 @@ def _rouge_of_prediction(
     return rouge_scores(summaries, references, use_stemmer=ROUGE_USE_STEMMER)
 
 
-__all__ = ["MuppetTrainer", "NonFiniteLossCallback", "NonFiniteLossError", "compute_task_metrics"]
+__all__ = [
+    "HeadWarmupCallback",
+    "MuppetTrainer",
+    "NonFiniteLossCallback",
+    "NonFiniteLossError",
+    "compute_task_metrics",
+]

@@ -6,6 +6,7 @@ from typing import Literal
 from transformers import TrainingArguments
 
 from .safety import check_training_arguments
+from .sampling import TASK_SIZE_UNITS
 
 
 BATCHING_MODES = ("heterogeneous", "batch_homogeneous", "dataset_homogeneous")
@@ -37,6 +38,15 @@ class MuppetTrainingArguments(TrainingArguments):
             Temperature of `task_sampling="temperature"`; 1 is natural, larger values flatten towards uniform.
         max_examples_per_task (`int`, *optional*):
             Cap on the examples drawn from any one task per epoch (a fresh random subset each epoch).
+        task_size (`str`, *optional*, defaults to `"examples"`):
+            How a task's size is counted for `task_sampling` and `max_examples_per_task`: `"examples"` counts source
+            examples, so the windows of a long MRC context count once (as the paper sizes datasets) and each epoch
+            draws one window of each; `"windows"` counts tokenized rows, so every window is drawn each epoch.
+        max_tokens_per_sub_batch (`int`, *optional*):
+            Padded-token budget of one sub-batch: each task's sub-batch holds at most
+            `per_device_train_batch_size` examples, fewer when its widest example (`choices × longest sequence`
+            for multiple choice) times that many would exceed the budget. With 128-token sequences, 2048 leaves
+            classification and MRC sub-batches of 16 whole and cuts 5-choice multiple choice to 3 questions.
         tasks_per_update (`int`, *optional*):
             Single-task sub-batches each process accumulates per optimizer update; it *is* the gradient
             accumulation count, so setting it sets `gradient_accumulation_steps`. One update then holds
@@ -50,6 +60,15 @@ class MuppetTrainingArguments(TrainingArguments):
             `"log_n"` divides each example's loss by log n of its head (paper eq. 1); `"none"` leaves it as is.
         max_nonfinite_updates (`int`, *optional*, defaults to `3`):
             Updates in a row that may be skipped for a NaN/inf loss before training saves a checkpoint and stops.
+
+        > Protecting the backbone from fresh heads
+
+        head_warmup_steps (`int`, *optional*, defaults to `0`):
+            Updates at the start during which the backbone is frozen and only the heads train (linear probing
+            before fine-tuning), so that randomly initialised heads do not send large gradients into it.
+        backbone_learning_rate (`float`, *optional*):
+            Peak learning rate of the backbone's parameters; the heads keep `learning_rate`. Defaults to
+            `learning_rate` for both.
 
         > R3F / R4F (arXiv 2008.03156)
 
@@ -110,6 +129,20 @@ class MuppetTrainingArguments(TrainingArguments):
     max_examples_per_task: int | None = field(
         default=None, metadata={"help": "Cap on the examples drawn from each task per epoch."}
     )
+    task_size: Literal["examples", "windows"] = field(
+        default="examples",
+        metadata={
+            "help": "How a task's size is counted for sampling: `examples` (source examples; an MRC example's "
+            "windows count once) or `windows` (tokenized rows)."
+        },
+    )
+    max_tokens_per_sub_batch: int | None = field(
+        default=None,
+        metadata={
+            "help": "Padded-token budget of one sub-batch: tasks with wide examples (multiple choice: choices x "
+            "length) get fewer examples per sub-batch. Default: every sub-batch holds per_device_train_batch_size."
+        },
+    )
     tasks_per_update: int | None = field(
         default=None,
         metadata={
@@ -127,6 +160,14 @@ class MuppetTrainingArguments(TrainingArguments):
     max_nonfinite_updates: int = field(
         default=3,
         metadata={"help": "Updates in a row skipped for a NaN/inf loss before training checkpoints and stops."},
+    )
+    head_warmup_steps: int = field(
+        default=0,
+        metadata={"help": "Updates at the start with the backbone frozen, training only the heads; 0 turns it off."},
+    )
+    backbone_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate of the backbone; the heads keep `learning_rate`. Default: the same."},
     )
     r3f_lambda: float = field(
         default=0.0, metadata={"help": "Weight of the R3F symmetric-KL term (arXiv 2008.03156); 0 turns it off."}
@@ -175,6 +216,7 @@ class MuppetTrainingArguments(TrainingArguments):
             ("task_sampling", self.task_sampling, TASK_SAMPLING_MODES),
             ("loss_scaling", self.loss_scaling, LOSS_SCALING_MODES),
             ("r3f_noise", self.r3f_noise, NOISE_TYPES),
+            ("task_size", self.task_size, TASK_SIZE_UNITS),
         ):
             if value not in allowed:
                 raise ValueError(f"MuppetTrainingArguments: field `{name}` is {value!r}; use one of {allowed}")
@@ -182,6 +224,12 @@ class MuppetTrainingArguments(TrainingArguments):
             raise ValueError("MuppetTrainingArguments: field `sampling_temperature` must be positive")
         if self.max_examples_per_task is not None and self.max_examples_per_task < 1:
             raise ValueError("MuppetTrainingArguments: field `max_examples_per_task` must be at least 1")
+        if self.max_tokens_per_sub_batch is not None and self.max_tokens_per_sub_batch < 1:
+            raise ValueError("MuppetTrainingArguments: field `max_tokens_per_sub_batch` must be at least 1")
+        if self.head_warmup_steps < 0:
+            raise ValueError("MuppetTrainingArguments: field `head_warmup_steps` must be non-negative")
+        if self.backbone_learning_rate is not None and self.backbone_learning_rate < 0:
+            raise ValueError("MuppetTrainingArguments: field `backbone_learning_rate` must be non-negative")
         if self.max_nonfinite_updates < 1:
             raise ValueError("MuppetTrainingArguments: field `max_nonfinite_updates` must be at least 1")
         if self.r3f_lambda < 0 or self.r3f_eps < 0:

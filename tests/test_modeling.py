@@ -211,3 +211,24 @@ def test_unknown_head_at_forward_names_the_heads():
     model = build("bert")
     with pytest.raises(ValueError, match="unknown head 'mnli'"):
         model(head="mnli", **batch())
+
+
+def test_pooling_auto_reads_a_sentence_transformers_folder(tmp_path):
+    AutoModel.from_config(tiny_config("bert")).save_pretrained(tmp_path)
+    heads = {"rte": {"type": "classification", "num_labels": 2}}
+    # A plain model folder declares nothing: the default (first token) stays.
+    assert MuppetForMultiTask.from_backbone(tmp_path, heads=heads, pooling="auto").config.pooling == "first"
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": 32, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True}
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    model = MuppetForMultiTask.from_backbone(tmp_path, heads=heads, pooling="auto")
+    assert model.config.pooling == "mean"
+    # An explicit choice is kept as given.
+    assert MuppetForMultiTask.from_backbone(tmp_path, heads=heads, pooling="first").config.pooling == "first"
+    with pytest.raises(ValueError, match="`pooling`"):
+        MuppetConfig(base_model_config=tiny_config("bert"), pooling="auto")

@@ -71,6 +71,13 @@ def test_tiny_recipe_trains_evaluates_and_writes_a_checkpoint(tmp_path):
     run = read_run_metadata(output_dir)
     assert run.tasks["tiny_choice"].metrics["accuracy"] == metrics["tiny_choice"]["accuracy"]
     assert run.batching["mode"] == "heterogeneous"
+    shares = run.task_sampling["realised_shares"]
+    assert set(shares) == set(metrics) and sum(share["sub_batches"] for share in shares.values()) == pytest.approx(1)
+    baselines = json.loads((output_dir / "task_baselines.json").read_text())
+    assert baselines["tiny_sentiment"]["kind"] == "majority" and baselines["tiny_choice"]["kind"] == "chance"
+    assert "tiny_qa" not in baselines
+    # In percent, like task_metrics.json: a binary task's majority class holds at least half of its rows.
+    assert 50.0 <= baselines["tiny_sentiment"]["accuracy"] <= 100.0
     card = check_model_card(output_dir / "README.md")
     assert "tiny_choice" in card.text
 

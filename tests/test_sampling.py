@@ -199,3 +199,78 @@ def test_benchmark_sampler_reports_costs():
     result = benchmark_sampler(num_tasks=5, examples_per_task=16, steps=5)
     assert result["num_tasks"] == 5 and result["per_sub_batch_s"] > 0
     assert result["sub_batches_per_epoch"] % 8 == 0
+
+
+def mrc_windows(examples: int, windows: int, seed: int = 0) -> datasets.Dataset:
+    """Span-MRC-like rows: `windows` rows per source example, sharing its `example_id` as prepare_task writes it."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(20, 40, size=examples * windows)
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": [list(range(5, 5 + int(n))) for n in lengths],
+            "attention_mask": [[1] * int(n) for n in lengths],
+            "start_positions": [0] * len(lengths),
+            "end_positions": [0] * len(lengths),
+            "example_id": [f"q{example}" for example in range(examples) for _ in range(windows)],
+        }
+    )
+
+
+def test_natural_sampling_by_examples_gives_each_mrc_task_its_example_share():
+    tasks = {
+        "cls": toy_tasks({"cls": 120})["cls"],
+        "mrc_long": mrc_windows(examples=40, windows=4),
+        "mrc_short": mrc_windows(examples=40, windows=1, seed=1),
+    }
+    dataset = MultiTaskDataset(tasks)
+    examples = {"cls": 120, "mrc_long": 40, "mrc_short": 40}
+    by_examples = MultiTaskBatchSampler(dataset, 4, update_size=2, seed=5)
+    shares = by_examples.task_shares(len(by_examples))
+    for name, count in examples.items():
+        assert shares[name]["sub_batches"] == pytest.approx(count / 200, abs=0.02), name
+        assert shares[name]["examples"] == pytest.approx(count / 200, abs=0.02), name
+    # Counting windows instead would give the 4-window task 160 of 320 rows: half of the draws.
+    by_windows = MultiTaskBatchSampler(dataset, 4, update_size=2, task_size="windows", seed=5)
+    assert by_windows.task_shares(len(by_windows))["mrc_long"]["sub_batches"] == pytest.approx(0.5, abs=0.02)
+    # One window of each source example per epoch; over 4 epochs each example's 4 windows, each once.
+    groups = np.asarray(tasks["mrc_long"]["example_id"])
+    seen = []
+    for epoch in range(4):
+        rows = np.concatenate([local for task_id, local in by_examples.plan(epoch) if task_id == 1])
+        assert sorted(groups[rows].tolist()) == sorted(set(groups.tolist()))
+        seen.extend(rows.tolist())
+    assert sorted(seen) == list(range(len(groups)))
+
+
+def test_token_budget_keeps_multiple_choice_sub_batches_under_the_cap():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 40, size=(60, 5))
+    choice = datasets.Dataset.from_dict(
+        {
+            "input_ids": [[list(range(5, 5 + int(n))) for n in row] for row in lengths],
+            "attention_mask": [[[1] * int(n) for n in row] for row in lengths],
+            "labels": rng.integers(0, 5, size=60).tolist(),
+        }
+    )
+    tasks = {"choice": choice, "sent": toy_tasks({"sent": 60})["sent"]}
+    dataset = MultiTaskDataset(tasks)
+    cap = 16 * 40
+    sampler = MultiTaskBatchSampler(dataset, 16, max_tokens_per_sub_batch=cap, seed=1)
+    # Questions of 5 choices of 10-39 tokens: 3 to 12 of them fit in 640 tokens; 16 sentences of < 40 tokens fit.
+    collator = MuppetDataCollator(
+        {"choice": "multiple_choice", "sent": "sent"}, {"multiple_choice": "multiple_choice", "sent": "classification"}
+    )
+    sizes = {"choice": set(), "sent": set()}
+    for indices in sampler:
+        batch = collator(dataset.__getitems__(indices))
+        assert batch["input_ids"].numel() <= cap, batch["task"]
+        sizes[batch["task"]].add(batch["input_ids"].shape[0])
+    assert sizes["sent"] == {16, 60 - 3 * 16}
+    assert min(sizes["choice"]) >= 3 and max(sizes["choice"]) < 16
+    # The budget changes what a sub-batch holds, not how often its task is drawn.
+    unbudgeted = MultiTaskBatchSampler(dataset, 16, seed=1)
+    assert sampler.sub_batches_per_task.tolist() == unbudgeted.sub_batches_per_task.tolist()
+    with pytest.raises(ValueError, match="max_tokens_per_sub_batch"):
+        MultiTaskBatchSampler(dataset, 16, max_tokens_per_sub_batch=0)
+    with pytest.raises(ValueError, match="task_size"):
+        MultiTaskBatchSampler(dataset, 16, task_size="rows")

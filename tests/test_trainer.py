@@ -317,3 +317,42 @@ def test_arguments_validate_their_fields(tmp_path):
         MuppetTrainer(build(), arguments(tmp_path, r4f=True, r3f_lambda=1.0), train_data())
     with pytest.raises(ValueError, match="'extra'"):
         MuppetTrainer(build(), arguments(tmp_path), {**train_data(), "extra": toy_task("classification", 4)})
+
+
+def test_head_warmup_freezes_the_backbone_then_trains_it(tmp_path):
+    model = build({"sent": "sent"})
+    data = {"sent": toy_task("classification", 16)}
+    initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    args = arguments(tmp_path, tasks_per_update=1, max_steps=2, head_warmup_steps=2)
+    MuppetTrainer(model, args, train_dataset=data).train()
+    after_warmup = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for name in initial:
+        frozen = torch.equal(after_warmup[name], initial[name])
+        assert frozen == name.startswith("backbone."), name
+    # Two updates past the warm-up, the backbone trains too.
+    model = build({"sent": "sent"})
+    MuppetTrainer(model, arguments(tmp_path, tasks_per_update=1, max_steps=4, head_warmup_steps=2), data).train()
+    backbone = [name for name, _ in model.backbone.named_parameters(prefix="backbone") if ".encoder." in name]
+    parameters = dict(model.named_parameters())
+    assert backbone and all(not torch.equal(parameters[name], initial[name]) for name in backbone)
+    assert all(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_backbone_learning_rate_gets_its_own_parameter_groups(tmp_path):
+    model = build({"sent": "sent"})
+    args = arguments(tmp_path, learning_rate=1e-3, backbone_learning_rate=1e-5, lr_scheduler_type="constant")
+    trainer = MuppetTrainer(model, args, train_dataset={"sent": toy_task("classification", 8)})
+    trainer.create_optimizer_and_scheduler(num_training_steps=2)
+    backbone = {id(p) for p in model.backbone.parameters()}
+    rates = {}
+    for group in trainer.optimizer.param_groups:
+        kinds = {id(p) in backbone for p in group["params"]}
+        assert len(kinds) == 1
+        rates.setdefault(kinds.pop(), set()).add(group["lr"])
+    assert rates == {True: {1e-5}, False: {1e-3}}
+    assert sum(len(group["params"]) for group in trainer.optimizer.param_groups) == len(list(model.parameters()))
+    for field_name, value in (("head_warmup_steps", -1), ("backbone_learning_rate", -1.0)):
+        with pytest.raises(ValueError, match=field_name):
+            arguments(tmp_path, **{field_name: value})
+    with pytest.raises(ValueError, match="max_tokens_per_sub_batch"):
+        arguments(tmp_path, max_tokens_per_sub_batch=0)

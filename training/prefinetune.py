@@ -18,8 +18,9 @@ accelerate launch --config_file training/accelerate_configs/fsdp.yaml training/p
 ```
 
 The output folder holds the final model (its config lists the tasks and heads), the tokenizer, `task_metrics.json`
-(per-task evaluation metrics, every score in percent), `all_results.json` and `muppet_run.json` (the run's metadata, read by
-`muppet-hf export`).
+(per-task evaluation metrics, every score in percent), `task_baselines.json` (the majority-class or chance
+accuracy of each classification and multiple-choice validation split, in percent, to read the metrics against), `all_results.json` and `muppet_run.json` (the
+run's metadata, read by `muppet-hf export`, with each task's realised share of the training examples).
 """
 
 import json
@@ -29,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
+import numpy as np
 from accelerate.utils import gather_object
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
@@ -38,6 +41,7 @@ from muppet_hf.export import RunMetadata, TaskRecord, backbone_hub_id, build_mod
 from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
+from muppet_hf.sampling import example_shapes
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer, destroy_process_group
@@ -65,6 +69,9 @@ class ScriptArguments:
         doc_stride (`int`, *optional*, defaults to 64): window overlap of long MRC contexts.
         max_train_examples, max_eval_examples (`int`, *optional*): caps on source examples per task.
         trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the backbone.
+        pooling (`str`, *optional*): how sequence-level heads read the encoder: `first`, `mean`, or `auto` (the
+            pooling a sentence-transformers backbone declares in `1_Pooling/config.json`, else the default).
+            Defaults to `first` for encoder-only backbones.
     """
 
     tasks: list[str] = field(default_factory=list, metadata={"help": "Task names or task YAML paths."})
@@ -81,6 +88,13 @@ class ScriptArguments:
     max_train_examples: int | None = field(default=None, metadata={"help": "Cap on training examples per task."})
     max_eval_examples: int | None = field(default=None, metadata={"help": "Cap on evaluation examples per task."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the backbone."})
+    pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pooling of sequence-level heads: `first`, `mean` or `auto` (what a sentence-transformers "
+            "backbone declares). Default: `first` (encoder-only), `mean` (encoder-decoder)."
+        },
+    )
 
 
 def _resolve_task(name_or_path: str, recipe_dir: Path | None) -> str:
@@ -115,14 +129,36 @@ def build_model(
             heads=heads,
             trust_remote_code=script_args.trust_remote_code,
             spectral_norm=training_args.r4f,
+            pooling=script_args.pooling,
         )
     backbone = dict(script_args.backbone_config)
     if "model_type" not in backbone:
         raise ValueError("`backbone_config` needs a `model_type` (e.g. bert, roberta, bart)")
     base_model_config = AutoConfig.for_model(backbone.pop("model_type"), **backbone)
+    if script_args.pooling == "auto":
+        raise ValueError("field `pooling`: `auto` reads a pretrained backbone's folder; give `model_name_or_path`")
     return MuppetForMultiTask(
-        MuppetConfig(base_model_config=base_model_config, heads=heads, spectral_norm=training_args.r4f)
+        MuppetConfig(
+            base_model_config=base_model_config,
+            heads=heads,
+            spectral_norm=training_args.r4f,
+            pooling=script_args.pooling,
+        )
     )
+
+
+def accuracy_baseline(dataset: datasets.Dataset, head_type: str) -> dict[str, float | str] | None:
+    """The accuracy a head scores without reading its input: the majority class, or a uniform guess over choices.
+
+    In percent, the scale of `task_metrics.json`.
+    """
+    if head_type == "classification":
+        labels = np.asarray(dataset["labels"])
+        return {"kind": "majority", "accuracy": 100.0 * float(np.bincount(labels).max() / len(labels))}
+    if head_type == "multiple_choice":
+        choices, _ = example_shapes(dataset)
+        return {"kind": "chance", "accuracy": 100.0 * float(np.mean(1.0 / choices))}
+    return None
 
 
 def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -> dict[str, dict[str, float]]:
@@ -209,9 +245,26 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
         examples_seen.update(part)
     if eval_dataset:
         trainer.save_metrics("eval", metrics)
+    head_types = {spec.name: model.config.heads[spec.head]["type"] for spec in specs}
+    baselines = {
+        task: baseline
+        for task, dataset in eval_dataset.items()
+        if (baseline := accuracy_baseline(dataset, head_types[task])) is not None
+    }
     if trainer.is_world_process_zero():
         with open(os.path.join(training_args.output_dir, "task_metrics.json"), "w", encoding="utf-8") as handle:
             json.dump(task_metrics, handle, indent=2)
+        with open(os.path.join(training_args.output_dir, "task_baselines.json"), "w", encoding="utf-8") as handle:
+            json.dump(baselines, handle, indent=2)
+        for task, baseline in baselines.items():
+            accuracy = task_metrics[task].get("accuracy")
+            logger.info(
+                "task %s: validation accuracy %s against %s %.1f",
+                task,
+                "n/a" if accuracy is None else f"{accuracy:.1f}",
+                baseline["kind"],
+                baseline["accuracy"],
+            )
         metadata = RunMetadata.from_config(model.config)
         metadata.tasks = {
             spec.name: TaskRecord.from_spec(spec, task_metrics[spec.name] if spec.name in eval_dataset else None)
@@ -227,10 +280,13 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
         metadata.task_sampling = {
             "strategy": training_args.task_sampling,
             "temperature": training_args.sampling_temperature,
+            "task_size": training_args.task_size,
+            "realised_shares": trainer.task_shares,
         }
         metadata.batching = {
             "mode": training_args.batching,
             "sub_batch_size": training_args.per_device_train_batch_size,
+            "max_tokens_per_sub_batch": training_args.max_tokens_per_sub_batch,
             "tasks_per_update": training_args.tasks_per_update,
             "num_processes": training_args.world_size,
         }
@@ -244,6 +300,9 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
         }
         metadata.training = {
             "learning_rate": training_args.learning_rate,
+            "backbone_learning_rate": training_args.backbone_learning_rate,
+            "head_warmup_steps": training_args.head_warmup_steps,
+            "pooling": model.config.pooling,
             "max_steps": training_args.max_steps,
             "seed": training_args.seed,
         }

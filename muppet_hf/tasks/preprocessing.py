@@ -253,8 +253,8 @@ def _tokenize_span(batch, tokenizer, max_length, spec, doc_stride, keep_offsets,
         features["context"] = [batch["context"][sample] for sample in sample_map]
         features["answers"] = [batch["answers"][sample] for sample in sample_map]
     else:
+        # Training windows keep only their example's id, so sampling can count source examples, not windows.
         features.pop("offset_mapping")
-        features.pop("example_id")
     return features
 
 
@@ -326,8 +326,9 @@ def prepare_task(
         num_proc (`int`, *optional*): processes for the canonicalizing and tokenizing `map`s.
 
     Returns:
-        `datasets.DatasetDict` of tokenized features. Span MRC splits other than `train` also keep `offset_mapping`,
-        `example_id`, `context` and `answers` (per window) for SQuAD scoring.
+        `datasets.DatasetDict` of tokenized features. Span MRC windows carry their question's `example_id` (so a
+        sampler can count source examples); splits other than `train` also keep `offset_mapping`, `context` and
+        `answers` (per window) for SQuAD scoring.
     """
     if not tokenizer.is_fast:
         raise ValueError(f"task {spec.name!r}: preprocessing needs a fast tokenizer (offsets, word ids)")
