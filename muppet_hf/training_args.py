@@ -60,8 +60,9 @@ class MuppetTrainingArguments(TrainingArguments):
             R4F = R3F plus spectral normalisation of the heads; the model must be built with
             `MuppetConfig(spectral_norm=True)` (the `prefinetune.py` script does this).
 
-    Two parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`) and
-    `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it).
+    Three parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`),
+    `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it) and
+    `logging_nan_inf_filter=False` (the trainer does the same on the device, without a host read per sub-batch).
     """
 
     batching: Literal["heterogeneous", "batch_homogeneous", "dataset_homogeneous"] = field(
@@ -120,6 +121,13 @@ class MuppetTrainingArguments(TrainingArguments):
     ddp_find_unused_parameters: bool | None = field(
         default=True,
         metadata={"help": "A sub-batch runs one head, so DDP must allow parameters without gradients."},
+    )
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={
+            "help": "Off: MuppetTrainer keeps non-finite sub-batch losses out of the logged `loss` on the device "
+            "and skips their updates; the Trainer's filter reads every sub-batch's loss on the host."
+        },
     )
 
     def __post_init__(self):
