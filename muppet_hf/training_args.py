@@ -62,7 +62,8 @@ class MuppetTrainingArguments(TrainingArguments):
 
     Three parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`),
     `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it) and
-    `logging_nan_inf_filter=False` (the trainer does the same on the device, without a host read per sub-batch).
+    `logging_nan_inf_filter=False` (the filter reads every sub-batch's loss on the host; the trainer instead
+    counts a non-finite sub-batch as 0 in the logged `loss`, on the device, and skips its update).
     """
 
     batching: Literal["heterogeneous", "batch_homogeneous", "dataset_homogeneous"] = field(
@@ -125,8 +126,8 @@ class MuppetTrainingArguments(TrainingArguments):
     logging_nan_inf_filter: bool = field(
         default=False,
         metadata={
-            "help": "Off: MuppetTrainer keeps non-finite sub-batch losses out of the logged `loss` on the device "
-            "and skips their updates; the Trainer's filter reads every sub-batch's loss on the host."
+            "help": "Off: the Trainer's filter reads every sub-batch's loss on the host; MuppetTrainer counts a "
+            "non-finite sub-batch as 0 in the logged `loss`, on the device, and skips its update."
         },
     )
 
