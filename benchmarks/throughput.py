@@ -235,6 +235,10 @@ class ThroughputArguments:
             are steadier.
         seed (`int`, *optional*, defaults to 42):
             Seed of the example subsets, the models and the samplers.
+        max_updates (`int`, *optional*):
+            Trains only the first this many updates of the pool's epoch, so that the pool can be large enough for the
+            `Trainer`'s length grouping (it sorts mega-batches of `min(50, n / (4 × sub-batch))` sub-batches) at an
+            affordable cost. Each trainer then sees its own subset of the pool. Defaults to the whole epoch.
         profile (`bool`, *optional*, defaults to `False`):
             Runs only the profile: one update of MuppetTrainer under `torch.profiler`, per thread count, with each
             op's and each op family's share of the update's op time.
@@ -296,6 +300,10 @@ class ThroughputArguments:
         default=None, metadata={"help": "CPU threads of torch (default: torch's, one per core)."}
     )
     seed: int = field(default=42, metadata={"help": "Seed of the example subsets, models and samplers."})
+    max_updates: int | None = field(
+        default=None,
+        metadata={"help": "Train only the first N updates of the pool's epoch (default: the whole epoch)."},
+    )
     profile: bool = field(
         default=False,
         metadata={"help": "Instead of the five sections: profile one update, op shares per thread count."},
@@ -356,11 +364,14 @@ class ThroughputArguments:
                 f"ThroughputArguments: {sub_batches} sub-batches must fill at least two whole updates of "
                 f"`tasks_per_update` ({self.tasks_per_update}) sub-batches; change `examples_per_task`"
             )
+        if self.max_updates is not None and self.max_updates < 2:
+            raise ValueError("ThroughputArguments: field `max_updates` must be at least 2 (the first is untimed)")
 
     @property
     def num_updates(self) -> int:
         num_tasks = len(QUICK_TASKS) if self.quick else len(self.tasks)
-        return num_tasks * self.examples_per_task // (self.sub_batch_size * self.tasks_per_update)
+        epoch = num_tasks * self.examples_per_task // (self.sub_batch_size * self.tasks_per_update)
+        return epoch if self.max_updates is None else min(epoch, self.max_updates)
 
 
 # ---- Setup: the same examples and backbone for both trainers ----
