@@ -7,7 +7,8 @@ the heads (`MuppetConfig.spectral_norm`).
 
 The noise enters through a forward hook on the encoder's token-embedding module, so the model still receives
 `input_ids` (position ids, token types and padding masks stay exactly as in the clean pass) and, for
-encoder-decoder backbones, only the encoder's input is perturbed.
+encoder-decoder backbones, only the encoder's input is perturbed. The noised pass adds the noise to the clean
+pass's lookup, so the `vocab × hidden` embedding gradient is built once per sub-batch, not once per pass.
 """
 
 import contextlib
@@ -32,21 +33,43 @@ def sample_noise(
     input_ids: torch.Tensor, embedding_dim: int, eps: float, noise_type: str, dtype: torch.dtype
 ) -> torch.Tensor:
     """Noise of shape `[*input_ids.shape, embedding_dim]`: uniform on [-eps, eps] or normal with std eps."""
-    shape = (*input_ids.shape, embedding_dim)
+    noise = torch.empty((*input_ids.shape, embedding_dim), device=input_ids.device, dtype=dtype)
     if noise_type == "uniform":
-        return (torch.rand(shape, device=input_ids.device, dtype=dtype) * 2 - 1) * eps
+        return noise.uniform_(-eps, eps)
     if noise_type == "normal":
-        return torch.randn(shape, device=input_ids.device, dtype=dtype) * eps
+        return noise.normal_(0.0, eps)
     raise ValueError(f"unknown R3F noise type {noise_type!r}; use uniform or normal")
 
 
 @contextlib.contextmanager
-def embedding_noise(embeddings: nn.Module, noise: torch.Tensor) -> Iterator[None]:
-    """Adds `noise` to the output of `embeddings` on its next call only, inside the `with` block.
+def capture_embeddings(embeddings: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Yields a list that receives the output of `embeddings` on its first call inside the `with` block.
 
-    One call only: BART and T5 share the token-embedding module between encoder and decoder, and the encoder runs
-    first, so the decoder's inputs stay clean. A multiple-choice forward flattens `[batch, choices, length]` to
-    `[batch * choices, length]`; the noise is reshaped to the embeddings' shape.
+    The first call is the encoder's: BART and T5 share the token-embedding module between encoder and decoder, and
+    the encoder runs first.
+    """
+    captured: list[torch.Tensor] = []
+
+    def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if not captured:
+            captured.append(output)
+
+    handle = embeddings.register_forward_hook(record)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def embedding_noise(embeddings: nn.Module, clean: torch.Tensor, noise: torch.Tensor) -> Iterator[None]:
+    """Replaces the output of `embeddings` by `clean + noise` on its next call only, inside the `with` block.
+
+    `clean` is the clean pass's lookup (see [`capture_embeddings`]): the noised pass reuses it instead of its own,
+    so the gradients of both passes meet at `clean` and the embedding matrix gets one backward, one gradient of
+    `vocab × hidden` rather than two. The lookup of the noised pass still runs (a gather), outside the graph.
+    One call only, so a shared decoder embedding stays clean. A multiple-choice forward flattens
+    `[batch, choices, length]` to `[batch * choices, length]`; the noise is reshaped to the embeddings' shape.
     """
     calls = 0
 
@@ -55,7 +78,7 @@ def embedding_noise(embeddings: nn.Module, noise: torch.Tensor) -> Iterator[None
         calls += 1
         if calls > 1:
             return output
-        return output + noise.view(output.shape).to(output.dtype)
+        return clean + noise.view(clean.shape).to(clean.dtype)
 
     handle = embeddings.register_forward_hook(add_noise)
     try:
@@ -94,4 +117,4 @@ def r3f_divergence(
     raise ValueError(f"R3F: unknown head type {head_type!r}")
 
 
-__all__ = ["embedding_noise", "fork_rng", "r3f_divergence", "sample_noise", "token_embeddings"]
+__all__ = ["capture_embeddings", "embedding_noise", "fork_rng", "r3f_divergence", "sample_noise", "token_embeddings"]

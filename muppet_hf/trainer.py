@@ -70,7 +70,7 @@ from .lora import add_lora_from_arguments, check_checkpoint_adapters
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
 from .modeling_muppet import MuppetForMultiTask
-from .r3f import embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
+from .r3f import capture_embeddings, embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
 from .safety import refuse_canary, remove_stale_staging, resolve_resume
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
 from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
@@ -156,6 +156,7 @@ class NonFiniteLossCallback(TrainerCallback):
 
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
         trainer = self.trainer
+        trainer._read_update_losses()
         bad = trainer._nonfinite_in_update
         flag = torch.tensor(float(len(bad) > 0), device=args.device)
         if args.world_size > 1:
@@ -325,6 +326,8 @@ class MuppetTrainer(Trainer):
         self.tasks_drawn: list[str] = []
         self._nonfinite_in_update: list[tuple[str, list[int]]] = []
         self._nonfinite_eval_rows: torch.Tensor | None = None
+        # Per sub-batch of the current update: task, example rows, R3F on, device tensor [loss, task loss, R3F term].
+        self._update_losses: list[tuple[str, torch.Tensor | None, bool, torch.Tensor]] = []
         self._resume_state: dict | None = None
         self._staging_root: str | None = None
         self._train_sampler: MultiTaskBatchSampler | None = None
@@ -443,9 +446,10 @@ class MuppetTrainer(Trainer):
                 self.args.r3f_noise,
                 embeddings.weight.dtype,
             )
-            with fork_rng(inputs["input_ids"].device):
+            with fork_rng(inputs["input_ids"].device), capture_embeddings(embeddings) as clean:
                 outputs = model(**inputs)
-            with embedding_noise(embeddings, noise):
+            # The noised pass reuses the clean pass's lookup, so the word-embedding gradient is built once.
+            with embedding_noise(embeddings, clean[0], noise):
                 noised = model(**inputs)
         else:
             outputs = model(**inputs)
@@ -465,24 +469,50 @@ class MuppetTrainer(Trainer):
             loss = loss + idle_heads_term(self.accelerator.unwrap_model(model), inputs["head"])
 
         if training:
-            value = loss.detach().float().item()
-            if not np.isfinite(value):
+            # Kept on the device: `_read_update_losses` reads every sub-batch of the update in one transfer.
+            values = torch.stack([loss, task_loss, divergence.mean() if use_r3f else torch.zeros_like(loss)])
+            self._update_losses.append((task, example_indices, use_r3f, values.detach().float()))
+            self.examples_seen[task] += int(per_example.shape[0])
+            self.tasks_drawn.append(task)
+        return (loss, outputs) if return_outputs else loss
+
+    def _read_update_losses(self) -> None:
+        """Reads the losses of the update's sub-batches from the device, all in one transfer, and records them.
+
+        A sub-batch whose loss is NaN or inf is named (task and example rows) and marks the update for skipping
+        ([`NonFiniteLossCallback`]); the others add their task loss (and R3F term) to the logged metrics. One read per
+        update rather than one per sub-batch: on a GPU every read waits for all the work queued before it.
+        """
+        pending, self._update_losses = self._update_losses, []
+        if not pending:
+            return
+        values = torch.stack([sub_batch_values for *_, sub_batch_values in pending]).tolist()
+        for (task, example_indices, use_r3f, _), (loss, task_loss, divergence) in zip(pending, values, strict=True):
+            if not np.isfinite(loss):
                 rows = example_indices.tolist() if example_indices is not None else []
                 self._nonfinite_in_update.append((task, rows))
                 logger.warning(
                     "step %d: non-finite loss (%s) in task %r, sub-batch of rows %s; the update will be skipped",
                     self.state.global_step + 1,
-                    value,
+                    loss,
                     task,
                     rows,
                 )
-            else:
-                self._metrics["train"][f"loss/{task}"].append(task_loss.detach().float().item())
-                if use_r3f:
-                    self._metrics["train"][f"r3f/{task}"].append(divergence.detach().float().mean().item())
-            self.examples_seen[task] += int(per_example.shape[0])
-            self.tasks_drawn.append(task)
-        return (loss, outputs) if return_outputs else loss
+                continue
+            self._metrics["train"][f"loss/{task}"].append(task_loss)
+            if use_r3f:
+                self._metrics["train"][f"r3f/{task}"].append(divergence)
+
+    def training_step(
+        self, model: nn.Module, inputs: dict, num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        """The Trainer's step; a non-finite sub-batch adds 0 to the Trainer's running `loss`, decided on the device.
+
+        It replaces the Trainer's `logging_nan_inf_filter` (off by default in [`MuppetTrainingArguments`]), which
+        reads every sub-batch's loss on the host; the update itself is skipped by [`NonFiniteLossCallback`].
+        """
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        return torch.where(torch.isfinite(loss), loss, torch.zeros_like(loss))
 
     # ---- Logging ----
 

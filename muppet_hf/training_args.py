@@ -87,6 +87,7 @@ class MuppetTrainingArguments(TrainingArguments):
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             Replace an `output_dir` that holds a run's checkpoints or outputs (the training scripts refuse one
             otherwise, unless resuming); the old folder is moved aside in one rename and deleted.
+
         > LoRA (arXiv 2106.09685, through `peft`; see `muppet_hf.lora`)
 
         lora_mode (`str`, *optional*):
@@ -105,8 +106,10 @@ class MuppetTrainingArguments(TrainingArguments):
             query and value (`query`/`value` for bert, roberta, electra; `q`/`v` for mpnet and t5; `query_proj`/
             `value_proj` for deberta-v2; `q_proj`/`v_proj` for bart).
 
-    Two parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`) and
-    `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it).
+    Three parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`),
+    `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it) and
+    `logging_nan_inf_filter=False` (the filter reads every sub-batch's loss on the host; the trainer instead
+    counts a non-finite sub-batch as 0 in the logged `loss`, on the device, and skips its update).
     """
 
     batching: Literal["heterogeneous", "batch_homogeneous", "dataset_homogeneous"] = field(
@@ -208,6 +211,13 @@ class MuppetTrainingArguments(TrainingArguments):
     ddp_find_unused_parameters: bool | None = field(
         default=True,
         metadata={"help": "A sub-batch runs one head, so DDP must allow parameters without gradients."},
+    )
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={
+            "help": "Off: the Trainer's filter reads every sub-batch's loss on the host; MuppetTrainer counts a "
+            "non-finite sub-batch as 0 in the logged `loss`, on the device, and skips its update."
+        },
     )
 
     def __post_init__(self):

@@ -5,7 +5,7 @@ import torch
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.losses import log_n_scale, symmetric_kl, uniform_guess_loss
-from muppet_hf.r3f import embedding_noise, r3f_divergence, sample_noise, token_embeddings
+from muppet_hf.r3f import capture_embeddings, embedding_noise, r3f_divergence, sample_noise, token_embeddings
 from muppet_hf.testing_utils import tiny_config
 
 
@@ -111,10 +111,11 @@ def test_r3f_divergence_zero_without_noise_positive_with_it_and_gradients_flow(m
     inputs = head_inputs(head)
     head_type = model.config.heads[head]["type"]
     embeddings = token_embeddings(model)
-    clean = model(**inputs)
+    with capture_embeddings(embeddings) as lookup:
+        clean = model(**inputs)
     for eps, positive in ((0.0, False), (0.1, True)):
         noise = sample_noise(inputs["input_ids"], embeddings.embedding_dim, eps, "uniform", torch.float)
-        with embedding_noise(embeddings, noise):
+        with embedding_noise(embeddings, lookup[0], noise):
             noised = model(**inputs)
         divergence = r3f_divergence(head_type, clean, noised, inputs)
         assert divergence.shape == (2,)
@@ -124,6 +125,60 @@ def test_r3f_divergence_zero_without_noise_positive_with_it_and_gradients_flow(m
     assert embeddings.weight.grad.abs().sum() > 0
     if head != "seq2seq":
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.heads[head].parameters())
+
+
+def embedding_backwards(loss: torch.Tensor, weight: torch.Tensor) -> int:
+    """How many lookups of `weight` the autograd graph of `loss` differentiates (each builds a dense gradient)."""
+    seen, stack, count = set(), [loss.grad_fn], 0
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        parents = [parent for parent, _ in node.next_functions if parent is not None]
+        if type(node).__name__.startswith("EmbeddingBackward") and any(
+            type(parent).__name__ == "AccumulateGrad" and parent.variable is weight for parent in parents
+        ):
+            count += 1
+        stack.extend(parents)
+    return count
+
+
+@pytest.mark.parametrize(("model_type", "head"), [("bert", "nli"), ("bert", "multiple_choice"), ("bart", "seq2seq")])
+def test_r3f_builds_the_word_embedding_gradient_once_and_matches_noising_a_fresh_lookup(model_type, head):
+    model = tiny_model(model_type)
+    inputs = head_inputs(head)
+    head_type = model.config.heads[head]["type"]
+    embeddings = token_embeddings(model)
+    noise = sample_noise(inputs["input_ids"], embeddings.embedding_dim, 0.1, "normal", torch.float)
+    with capture_embeddings(embeddings) as lookup:
+        clean = model(**inputs)
+    with embedding_noise(embeddings, lookup[0], noise):
+        noised = model(**inputs)
+    loss = clean.loss + r3f_divergence(head_type, clean, noised, inputs).mean()
+    # One backward of the encoder's lookup for both passes (BART's decoders look the same matrix up on their own).
+    reused_lookups = embedding_backwards(loss, embeddings.weight)
+    assert reused_lookups == (3 if model_type == "bart" else 1)
+    model.zero_grad()
+    loss.backward()
+    reused = embeddings.weight.grad.clone()
+
+    # The two-lookup form, noise added to the noised pass's own lookup (the encoder's only): the same gradient.
+    calls = []
+
+    def add_noise(module, args, output):
+        calls.append(output)
+        return output + noise.view(output.shape) if len(calls) == 1 else output
+
+    clean = model(**inputs)
+    handle = embeddings.register_forward_hook(add_noise)
+    noised = model(**inputs)
+    handle.remove()
+    loss = clean.loss + r3f_divergence(head_type, clean, noised, inputs).mean()
+    assert embedding_backwards(loss, embeddings.weight) == reused_lookups + 1
+    model.zero_grad()
+    loss.backward()
+    torch.testing.assert_close(embeddings.weight.grad, reused)
 
 
 def test_r3f_skips_regression():

@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import sys
 
 import datasets
 import numpy as np
@@ -126,10 +127,62 @@ def test_r3f_term_zero_at_zero_eps_positive_otherwise_with_dropout_on(tmp_path):
             model.zero_grad()
             loss.backward()
             assert model.get_input_embeddings().weight.grad.abs().sum() > 0
+            trainer._read_update_losses()  # what the trainer does once per update
             divergence = trainer._metrics["train"][f"r3f/{task}"][-1]
             assert (divergence > 0) is positive, (task, eps, divergence)
             if not positive:
                 assert divergence == 0.0
+
+
+# Reads of a tensor's value on the host; on a GPU each waits for all queued work.
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")
+
+
+def count_host_reads(monkeypatch) -> list[str]:
+    """Patches the host reads of `torch.Tensor` to record each call made by the trainers (not torch, not the model).
+
+    Left out: torch's own reads (AdamW reads its step counters, which stay on the CPU when training on a GPU) and
+    the backbone's: transformers reads each forward's padding mask (`padding_mask.all()` in `masking_utils`, to skip
+    an all-ones mask), one read per forward that belongs to the model, not to the training loop.
+    """
+    torch_dir = os.path.dirname(torch.__file__)
+    reads = []
+
+    def counting(name, original):
+        def read(self, *args, **kwargs):
+            caller = sys._getframe(1).f_code
+            if not caller.co_filename.startswith(torch_dir) and not caller.co_filename.endswith("masking_utils.py"):
+                reads.append(f"{name} in {caller.co_name}")
+            return original(self, *args, **kwargs)
+
+        return read
+
+    for name in HOST_READS:
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    return reads
+
+
+@pytest.mark.parametrize("r3f_lambda", [0.0, 1.0])
+def test_host_reads_per_update_do_not_grow_with_tasks_per_update(tmp_path, monkeypatch, r3f_lambda):
+    data = {"sent": toy_task("classification", 32), "pos": toy_task("token_classification", 32, seed=1)}
+    counts = {}
+    for tasks_per_update in (2, 8):
+        model = build({"sent": "sent", "pos": "pos"})
+        args = arguments(
+            tmp_path / str(tasks_per_update),
+            tasks_per_update=tasks_per_update,
+            max_steps=3,
+            r3f_lambda=r3f_lambda,
+            logging_strategy="no",
+        )
+        trainer = MuppetTrainer(model, args, train_dataset=data)
+        with monkeypatch.context() as patch:
+            reads = count_host_reads(patch)
+            trainer.train()
+        counts[tasks_per_update] = reads
+        assert not [read for read in reads if "training_step" in read or "compute_loss" in read], reads
+    # Per update, one read of all its sub-batches' losses and one of the skip flag; one more when training ends.
+    assert len(counts[2]) == len(counts[8]) <= 2 * 3 + 1, counts
 
 
 def test_batch_homogeneous_through_the_trainer(tmp_path):
