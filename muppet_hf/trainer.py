@@ -568,12 +568,16 @@ class MuppetTrainer(Trainer):
             compute_metrics = self.compute_metrics
             self.compute_metrics = self._task_compute_metrics(task, dataset)
             self._nonfinite_eval_rows = None
+            # The filter is off for training (it reads every sub-batch's loss on the host), but evaluation reads its
+            # losses anyway: it keeps the loss of the finite rows, and `_nonfinite_eval_report` counts the others.
+            nan_inf_filter, self.args.logging_nan_inf_filter = self.args.logging_nan_inf_filter, True
             try:
                 results.update(
                     super().evaluate(MultiTaskDataset({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
                 )
             finally:
                 self.compute_metrics = compute_metrics
+                self.args.logging_nan_inf_filter = nan_inf_filter
             results.update(self._nonfinite_eval_report(task, f"{metric_key_prefix}_{task}"))
         return results
 
@@ -933,14 +937,18 @@ class MuppetTrainer(Trainer):
 def _log_skipped_updates(logs: dict, metrics: dict, skipped: list[float], world_size: int) -> dict:
     """Reports how many updates since the last log were skipped for a non-finite loss (`skipped_updates`).
 
-    When all of them were, the Trainer's running loss (its `logging_nan_inf_filter` replaces each NaN by the mean so
-    far, 0 at the start of a logging window) is not a loss at all: it is dropped from the log rather than shown as 0.
+    When all of them were, the Trainer's running loss ([`MuppetTrainer.training_step`] adds 0 for a non-finite
+    sub-batch) is not a loss at all: it is dropped from the log rather than shown as 0.
     """
     # Every process appends the same flag for each update (the flag is reduced across processes).
     count, updates = sum(skipped) / world_size, len(skipped) / world_size
     metrics["skipped_updates"] = count
     if count >= updates:
-        logs = {key: value for key, value in logs.items() if key not in ("loss", "grad_norm")}
+        return {key: value for key, value in logs.items() if key not in ("loss", "grad_norm")}
+    if "loss" in logs:
+        # The Trainer averages its running loss over every update of the window, the skipped ones adding (about) 0:
+        # average over the updates that were applied instead, so a skip does not read as a lower loss.
+        logs = {**logs, "loss": logs["loss"] * updates / (updates - count)}
     return logs
 
 

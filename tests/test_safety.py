@@ -16,7 +16,7 @@ from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.cli import main as cli_main
 from muppet_hf.export import export_checkpoint, push_to_hub, read_run_metadata
 from muppet_hf.testing_utils import tiny_config, tiny_tokenizer
-from muppet_hf.trainer import MuppetTrainer
+from muppet_hf.trainer import MuppetTrainer, _log_skipped_updates
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
@@ -399,3 +399,13 @@ def test_eval_reports_the_non_finite_rows_its_loss_leaves_out(tmp_path):
     assert torch.isfinite(torch.tensor(metrics["eval_sts_loss"]))
     finite = regression_trainer(tmp_path / "out2", [1.0, 2.0, 3.0, 4.0]).evaluate()
     assert "eval_sts_nonfinite_rows" not in finite
+
+
+def test_a_partly_skipped_logging_window_averages_the_loss_over_the_applied_updates():
+    # Two updates in the window, one skipped (it added 0 to the Trainer's running loss): the applied one's loss is 1.0.
+    metrics = {}
+    logs = _log_skipped_updates({"loss": 0.5, "grad_norm": 2.0}, metrics, [1.0, 0.0], world_size=1)
+    assert logs == {"loss": 1.0, "grad_norm": 2.0} and metrics == {"skipped_updates": 1.0}
+    # Two processes append the same flags: the counts are per update, not per process.
+    logs = _log_skipped_updates({"loss": 0.5}, {}, [1.0, 0.0, 1.0, 0.0], world_size=2)
+    assert logs == {"loss": 1.0}
