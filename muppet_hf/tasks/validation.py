@@ -122,9 +122,18 @@ def check_canonical_rows(spec: TaskSpec, out: dict[str, list], split: str, indic
         if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
             raise _row_error(spec, "tokens", split, row, f"expected a list of words, got {tokens!r}")
     for row, (tokens, tags) in enumerate(zip(out.get("tokens", ()), out.get("tags", ()), strict=False)):
-        if not isinstance(tags, list) or len(tags) != len(tokens) or not all(_is_int(tag) for tag in tags):
+        # Tags, like labels, are class ids or label names (mapped through `label_names` after this check).
+        if (
+            not isinstance(tags, list)
+            or len(tags) != len(tokens)
+            or not all(_is_int(t) or isinstance(t, str) for t in tags)
+        ):
             raise _row_error(
-                spec, "tags", split, indices[row], f"expected one class id per word ({len(tokens)}), got {tags!r}"
+                spec,
+                "tags",
+                split,
+                indices[row],
+                f"expected one class id or label name per word ({len(tokens)}), got {tags!r}",
             )
     for row, answer in zip(indices, out.get("answers", ()), strict=False):
         if not isinstance(answer, dict) or not {"text", "answer_start"} <= set(answer):
