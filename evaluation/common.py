@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 
 from muppet_hf.data import DOWNSTREAM_TASKS
 from muppet_hf.finetuning import PRIMARY_METRICS
+from muppet_hf.parser import read_recipe
 from muppet_hf.tasks import TaskSpec, get_task
 
 
@@ -233,10 +234,8 @@ def _resolve_path(path: str, *bases: Path) -> Path:
 def load_recipe(path: str) -> dict:
     """Reads a pre-finetuning recipe, with task YAML paths made absolute so a copy of it works from any folder."""
     recipe_path = _resolve_path(path, REPO_ROOT)
-    if not recipe_path.is_file():
-        raise FileNotFoundError(f"recipe {path} not found (field `recipe`)")
-    recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}
-    if not isinstance(recipe, dict) or not recipe.get("tasks"):
+    recipe = read_recipe(recipe_path, "recipe (field `recipe`)")
+    if not recipe.get("tasks"):
         raise ValueError(f"{recipe_path}: a recipe must be a YAML mapping with a `tasks` list")
     recipe["tasks"] = [
         str(_resolve_path(task, recipe_path.parent, REPO_ROOT)) if task.endswith((".yaml", ".yml")) else task

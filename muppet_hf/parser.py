@@ -11,6 +11,23 @@ import yaml
 from transformers import HfArgumentParser
 
 
+def read_recipe(path: str | Path, what: str = "recipe") -> dict[str, Any]:
+    """Reads a YAML recipe: a mapping of argument -> value (an empty file is an empty recipe).
+
+    Args:
+        path (`str` or `Path`): the recipe file.
+        what (`str`, *optional*, defaults to `"recipe"`): how errors name it, e.g. `"recipe (--config)"`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found")
+    with path.open(encoding="utf-8") as handle:
+        recipe = yaml.safe_load(handle) or {}
+    if not isinstance(recipe, dict):
+        raise TypeError(f"{path}: a recipe must be a YAML mapping of argument -> value")
+    return recipe
+
+
 class MuppetArgumentParser(HfArgumentParser):
     """An [`~transformers.HfArgumentParser`] that also reads a YAML recipe, like TRL's `TrlParser`.
 
@@ -33,12 +50,7 @@ class MuppetArgumentParser(HfArgumentParser):
                 raise ValueError("--config needs a YAML recipe path")
             recipe = Path(args[index + 1])
             del args[index : index + 2]
-            if not recipe.is_file():
-                raise FileNotFoundError(f"recipe {recipe} not found (--config)")
-            with recipe.open(encoding="utf-8") as handle:
-                defaults = yaml.safe_load(handle) or {}
-            if not isinstance(defaults, dict):
-                raise TypeError(f"{recipe}: a recipe must be a YAML mapping of argument -> value")
+            defaults = read_recipe(recipe, "recipe (--config)")
             known = {f.name for dataclass_type in self.dataclass_types for f in fields(dataclass_type)}
             unknown = sorted(set(defaults) - known)
             if unknown:

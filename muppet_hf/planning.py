@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .data import offline_cache_dir
 from .data.offline_suite import SUITE_VERSION
+from .parser import read_recipe
 from .sampling import task_weights
 from .tasks import get_task
 from .tasks.spec import TaskSpec
@@ -330,12 +330,7 @@ def load_recipe(path: str | os.PathLike) -> tuple[dict, MuppetTrainingArguments]
         The recipe as a mapping, and its training arguments.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe {path} not found")
-    with path.open(encoding="utf-8") as handle:
-        recipe = yaml.safe_load(handle) or {}
-    if not isinstance(recipe, dict):
-        raise TypeError(f"{path}: a recipe must be a YAML mapping of argument -> value")
+    recipe = read_recipe(path)
     if not recipe.get("tasks"):
         raise ValueError(f"{path}: field `tasks`: the recipe lists no tasks")
     known = {f.name for f in fields(MuppetTrainingArguments)}
