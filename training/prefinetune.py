@@ -31,17 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import numpy as np
 from accelerate.utils import gather_object
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
 from muppet_hf.export import RunMetadata, TaskRecord, backbone_hub_id, build_model_card, write_run_metadata
+from muppet_hf.finetuning import guess_score
 from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
-from muppet_hf.sampling import example_shapes
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer, destroy_process_group
@@ -150,15 +149,12 @@ def build_model(
 def accuracy_baseline(dataset: datasets.Dataset, head_type: str) -> dict[str, float | str] | None:
     """The accuracy a head scores without reading its input: the majority class, or a uniform guess over choices.
 
-    In percent, the scale of `task_metrics.json`.
+    In percent, the scale of `task_metrics.json`; the guess is [`~muppet_hf.finetuning.guess_score`], the floor the
+    fine-tuning protocol reports too.
     """
-    if head_type == "classification":
-        labels = np.asarray(dataset["labels"])
-        return {"kind": "majority", "accuracy": 100.0 * float(np.bincount(labels).max() / len(labels))}
-    if head_type == "multiple_choice":
-        choices, _ = example_shapes(dataset)
-        return {"kind": "chance", "accuracy": 100.0 * float(np.mean(1.0 / choices))}
-    return None
+    kind = {"classification": "majority", "multiple_choice": "chance"}.get(head_type)
+    score = guess_score(head_type, dataset) if kind is not None else None
+    return None if score is None else {"kind": kind, "accuracy": 100.0 * score}
 
 
 def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -> dict[str, dict[str, float]]:
