@@ -14,11 +14,7 @@ by it would weight a summarisation sub-batch by its token count. The trainer set
 so the Trainer's own per-sub-batch averaging applies whatever the model's signature.
 """
 
-import gc
-import json
 import logging
-import os
-import shutil
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -32,46 +28,18 @@ from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, TrainerCallback
-from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
-from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import (
-    PREFIX_CHECKPOINT_DIR,
-    TrainOutput,
-    get_last_checkpoint,
-    rotate_checkpoints,
-    seed_worker,
-)
-from transformers.training_args import ParallelMode
-from transformers.utils import (
-    is_sagemaker_mp_enabled,
-    is_torch_hpu_available,
-    is_torch_mlu_available,
-    is_torch_musa_available,
-    is_torch_npu_available,
-    is_torch_xla_available,
-)
+from transformers.trainer_utils import seed_worker
 
-from .checkpointing import (
-    OPTIMIZER_FILE,
-    SCALER_FILE,
-    SCHEDULER_FILE,
-    TRAINING_ARGS_FILE,
-    load_optimizer_state,
-    load_rng_state,
-    rng_state_file,
-    save_optimizer_state,
-    save_rng_state,
-    write_json,
-)
+from .callbacks import HeadWarmupCallback, NonFiniteLossCallback, _log_skipped_updates
+from .checkpointing import CheckpointMixin
 from .collator import MuppetDataCollator
 from .distributed import idle_heads_term
-from .export import read_json
-from .lora import add_lora_from_arguments, check_checkpoint_adapters
+from .lora import add_lora_from_arguments
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
 from .modeling_muppet import MuppetForMultiTask
 from .r3f import capture_embeddings, embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
-from .safety import refuse_canary, remove_stale_staging, resolve_resume
+from .safety import refuse_canary
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
 from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
 from .training_args import MuppetTrainingArguments
@@ -79,7 +47,6 @@ from .training_args import MuppetTrainingArguments
 
 logger = logging.getLogger(__name__)
 
-MUPPET_STATE_NAME = "muppet_trainer_state.json"
 # Metrics each head type reports when a task names none.
 DEFAULT_METRICS = {
     "classification": ["accuracy"],
@@ -101,10 +68,6 @@ SPAN_SCORING_COLUMNS = ("example_id", "offset_mapping", "context", "answers")
 DEFAULT_GENERATION_MAX_EXAMPLES = 256
 # As summarisation papers and the Hugging Face examples do, ROUGE compares Porter-stemmed words.
 ROUGE_USE_STEMMER = True
-
-
-class NonFiniteLossError(ValueError):
-    """Raised when too many updates in a row had a NaN or inf loss; a checkpoint is written first."""
 
 
 def compute_task_metrics(predictions: np.ndarray, labels: np.ndarray, metric_names: list[str]) -> dict[str, float]:
@@ -140,86 +103,16 @@ def compute_task_metrics(predictions: np.ndarray, labels: np.ndarray, metric_nam
     return results
 
 
-class NonFiniteLossCallback(TrainerCallback):
-    """Skips optimizer updates in which any sub-batch, on any process, had a NaN or inf loss.
-
-    The bad sub-batch is named (task and example rows) by [`MuppetTrainer.compute_loss`] when it happens. Here,
-    just before the optimizer step, the update's gradients are dropped (`zero_grad(set_to_none=True)`, so the
-    optimizer leaves every parameter and its moments untouched). After `max_nonfinite_updates` skipped updates in
-    a row, training saves a checkpoint (holding the last good weights) and raises [`NonFiniteLossError`].
-    """
-
-    def __init__(self, trainer: "MuppetTrainer"):
-        self.trainer = trainer
-        self.skipped_in_a_row = 0
-        self.error: str | None = None
-
-    def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        trainer = self.trainer
-        trainer._read_update_losses()
-        bad = trainer._nonfinite_in_update
-        flag = torch.tensor(float(len(bad) > 0), device=args.device)
-        if args.world_size > 1:
-            flag = trainer.accelerator.reduce(flag, reduction="sum")
-        if flag.item() == 0:
-            self.skipped_in_a_row = 0
-            # One flag per update: `log()` counts the skipped ones among the updates since the last log.
-            trainer._metrics["train"]["skipped_updates"].append(0.0)
-            return
-        optimizer.zero_grad(set_to_none=True)
-        self.skipped_in_a_row += 1
-        trainer._metrics["train"]["skipped_updates"].append(1.0)
-        named = ", ".join(f"{task!r} (rows {rows})" for task, rows in bad) or "another process's sub-batch"
-        logger.warning(
-            "update %d skipped: non-finite loss in %s (%d in a row)",
-            state.global_step + 1,
-            named,
-            self.skipped_in_a_row,
-        )
-        if self.skipped_in_a_row >= args.max_nonfinite_updates:
-            tasks = sorted({task for task, _ in bad})
-            self.error = (
-                f"{self.skipped_in_a_row} updates in a row had a non-finite loss (last in task(s) {tasks or 'on another process'}, "
-                f"update {state.global_step + 1}); stopping. The checkpoint of step {state.global_step + 1} holds "
-                "the last good weights"
-            )
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.trainer._nonfinite_in_update.clear()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.error is not None:
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-    def on_save(self, args, state, control, **kwargs):
-        if self.error is not None:
-            raise NonFiniteLossError(self.error)
-
-
-class HeadWarmupCallback(TrainerCallback):
-    """Freezes the backbone for the first `head_warmup_steps` updates, so only the fresh heads train.
-
-    Frozen parameters get no gradient, so AdamW leaves them and their moments untouched (and their backward pass is
-    not computed); to DDP they look like the unused heads of a sub-batch, which `ddp_find_unused_parameters` allows.
-    The freeze is set at every update's start from the step count alone, so a resumed run freezes the same updates.
-    """
-
-    def __init__(self, trainer: "MuppetTrainer"):
-        self.trainer = trainer
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        trainable = state.global_step >= args.head_warmup_steps
-        backbone = self.trainer.model.backbone
-        if next(backbone.parameters()).requires_grad != trainable:
-            backbone.requires_grad_(trainable)
-            logger.info("update %d: backbone %s", state.global_step + 1, "unfrozen" if trainable else "frozen")
-
-
-class MuppetTrainer(Trainer):
+class MuppetTrainer(CheckpointMixin, Trainer):
     r"""
     [`~transformers.Trainer`] for Muppet pre-finetuning of a [`MuppetForMultiTask`] on many tasks at once.
+
+    It overrides the Trainer where multi-task training differs: `get_train_dataloader` (sub-batches of one task
+    each), `compute_loss` and `training_step` (scaled per-task losses, R3F), `log` (per-task metrics), `evaluate`
+    and `prediction_step` (each task on its own head), `create_optimizer` (`backbone_learning_rate`) and
+    `push_to_hub` (refused for a canary model). Checkpoints without pickles and exact resumes come from
+    [`~muppet_hf.checkpointing.CheckpointMixin`]; skipping non-finite updates and the head-only warm-up are
+    callbacks (`muppet_hf.callbacks`).
 
     Args:
         model ([`MuppetForMultiTask`]): the model; `model.config.tasks` maps every task to its head.
@@ -715,262 +608,6 @@ class MuppetTrainer(Trainer):
             refuse_canary("MuppetTrainer.push_to_hub: the model (config.json field `canary`)", allow_canary)
         return super().push_to_hub(*args, **kwargs)
 
-    # ---- Checkpoints ----
-
-    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, ignore_keys_for_eval=None, **kwargs):
-        """Trains; `resume_from_checkpoint` also restores the task sampler, so the same task/example stream goes on.
-
-        `resume_from_checkpoint` may be `True` or the strings `"true"` / `"latest"` (the latest complete checkpoint
-        of `output_dir`), or a checkpoint folder. Resuming a run that already reached `max_steps` trains nothing: it
-        loads the checkpoint's weights and state so that the caller can write the final outputs.
-        """
-        resume_from_checkpoint = resolve_resume(resume_from_checkpoint)
-        if self.args.should_save:
-            remove_stale_staging(self.args.output_dir)
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no checkpoint")
-        self._resume_state = None
-        if resume_from_checkpoint:
-            check_checkpoint_adapters(self.model, resume_from_checkpoint)
-            path = os.path.join(resume_from_checkpoint, MUPPET_STATE_NAME)
-            if not os.path.isfile(path):
-                raise ValueError(
-                    f"{resume_from_checkpoint}: no {MUPPET_STATE_NAME}; it was not written by MuppetTrainer"
-                )
-            with open(path, encoding="utf-8") as handle:
-                self._resume_state = {**json.load(handle), "file": path}
-            self.examples_seen = defaultdict(int)
-            if self.args.process_index == 0:
-                self.examples_seen.update(self._resume_state.get("examples_seen", {}))
-            finished = self._finished_state(resume_from_checkpoint)
-            if finished is not None:
-                return self._finish_without_training(resume_from_checkpoint, finished)
-        return super().train(
-            resume_from_checkpoint=resume_from_checkpoint,
-            trial=trial,
-            ignore_keys_for_eval=ignore_keys_for_eval,
-            **kwargs,
-        )
-
-    def _finished_state(self, checkpoint: str) -> TrainerState | None:
-        """The checkpoint's `TrainerState` when it already reached this run's end (`max_steps`, or the epochs)."""
-        path = os.path.join(checkpoint, TRAINER_STATE_NAME)
-        if not os.path.isfile(path):
-            return None
-        state = TrainerState.load_from_json(path)
-        if self.args.max_steps > 0:
-            done = state.global_step >= self.args.max_steps
-        else:
-            done = state.epoch is not None and state.epoch >= self.args.num_train_epochs
-        return state if done else None
-
-    def _finish_without_training(self, checkpoint: str, state: TrainerState) -> TrainOutput:
-        """Loads a finished run's final checkpoint and returns without a training step (no update, no checkpoint)."""
-        logger.warning(
-            "%s: the run already finished (step %d of max_steps %d); nothing is trained, only the final outputs are "
-            "written from this checkpoint",
-            checkpoint,
-            state.global_step,
-            self.args.max_steps,
-        )
-        self._load_from_checkpoint(checkpoint)
-        self.state = state
-        # No update ran, so there is no training loss to report; NaN rather than a misleading 0.
-        return TrainOutput(state.global_step, float("nan"), {"train_resumed_finished_run": 1.0})
-
-    def _get_output_dir(self, trial) -> str:
-        # While a checkpoint is being written, the Trainer writes it under a staging folder (see _save_checkpoint).
-        if self._staging_root is not None:
-            return self._staging_root
-        return super()._get_output_dir(trial=trial)
-
-    def _save_checkpoint(self, model: nn.Module, trial) -> None:
-        """Writes the checkpoint into `tmp-checkpoint-N/` and renames it to `checkpoint-N/` once complete.
-
-        A run killed mid-save leaves only the staging folder, which `get_last_checkpoint` ignores, so resuming never
-        picks up half a checkpoint. The sampler's state (`muppet_trainer_state.json`) goes in before the rename.
-        """
-        run_dir = self._get_output_dir(trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        staging_root = os.path.join(run_dir, f"tmp-{name}")
-        if self.args.should_save:
-            # This save's own staging folder and any that a kill left behind (empty or half-written).
-            remove_stale_staging(run_dir)
-        self.accelerator.wait_for_everyone()
-        self._staging_root = staging_root
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging_root = None
-        staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
-
-        seen = dict(self.examples_seen)
-        if self.args.world_size > 1:
-            totals: dict[str, int] = defaultdict(int)
-            for part in gather_object([seen]):
-                for task, count in part.items():
-                    totals[task] += count
-            seen = dict(totals)
-        if self.args.should_save:
-            state = {
-                "sampler": self._train_sampler.state_dict() if self._train_sampler else None,
-                "examples_seen": seen,
-            }
-            with open(os.path.join(staged, MUPPET_STATE_NAME), "w", encoding="utf-8") as handle:
-                json.dump(state, handle, indent=2)
-            best = self.state.best_model_checkpoint
-            if best is not None and best.startswith(staging_root):
-                # The Trainer saw the staged path; point at where the folder will be.
-                self.state.best_model_checkpoint = os.path.join(run_dir, os.path.basename(best))
-                self.state.save_to_json(os.path.join(staged, "trainer_state.json"))
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            if os.path.isdir(final):
-                shutil.rmtree(final)
-            os.replace(staged, final)
-            shutil.rmtree(staging_root)
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-            )
-        self.accelerator.wait_for_everyone()
-
-    # Trainer state without pickles (`muppet_hf.checkpointing`). DeepSpeed, FSDP, XLA and SageMaker write their
-    # optimizer state in their own formats, so under those the Trainer's files are kept.
-
-    def _engine_checkpoints(self) -> bool:
-        return (
-            self.is_deepspeed_enabled or self.is_fsdp_enabled or is_torch_xla_available() or is_sagemaker_mp_enabled()
-        )
-
-    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
-        if self._engine_checkpoints():
-            return super()._save_optimizer_and_scheduler(output_dir)
-        if self.args.should_save:
-            save_optimizer_state(self.optimizer.state_dict(), os.path.join(output_dir, OPTIMIZER_FILE))
-            write_json(
-                self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_FILE), "learning-rate scheduler"
-            )
-
-    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
-        if checkpoint is None or self._engine_checkpoints():
-            return super()._load_optimizer_and_scheduler(checkpoint)
-        optimizer_file = os.path.join(checkpoint, OPTIMIZER_FILE)
-        if not os.path.isfile(optimizer_file):
-            pickled = [
-                name for name in ("optimizer.pt", "scheduler.pt") if os.path.isfile(os.path.join(checkpoint, name))
-            ]
-            if pickled:
-                raise ValueError(
-                    f"{checkpoint}: the optimizer state is pickled ({', '.join(pickled)}) and muppet_hf does not load "
-                    f"pickles; resume from a checkpoint with {OPTIMIZER_FILE}, or train from its weights instead"
-                )
-            return
-        self.optimizer.load_state_dict(load_optimizer_state(optimizer_file))
-        scheduler_file = os.path.join(checkpoint, SCHEDULER_FILE)
-        if os.path.isfile(scheduler_file):
-            self.lr_scheduler.load_state_dict(read_json(scheduler_file))
-
-    def _save_scaler(self, output_dir: str) -> None:
-        scaler = getattr(self.accelerator, "scaler", None)
-        if scaler is None or is_torch_xla_available():
-            return super()._save_scaler(output_dir)
-        if self.args.should_save:
-            write_json(scaler.state_dict(), os.path.join(output_dir, SCALER_FILE), "gradient scaler")
-
-    def _load_scaler(self, checkpoint: str | None) -> None:
-        scaler = getattr(self.accelerator, "scaler", None)
-        if checkpoint is None or scaler is None or is_torch_xla_available():
-            return super()._load_scaler(checkpoint)
-        scaler_file = os.path.join(checkpoint, SCALER_FILE)
-        if os.path.isfile(scaler_file):
-            scaler.load_state_dict(read_json(scaler_file))
-
-    def _other_accelerator(self) -> bool:
-        return any(
-            available()
-            for available in (
-                is_torch_xla_available,
-                is_torch_npu_available,
-                is_torch_hpu_available,
-                is_torch_mlu_available,
-                is_torch_musa_available,
-            )
-        )
-
-    def _save_rng_state(self, output_dir: str) -> None:
-        if self._other_accelerator():
-            return super()._save_rng_state(output_dir)
-        # A process can get here before the main one has created the folder.
-        os.makedirs(output_dir, exist_ok=True)
-        path = os.path.join(output_dir, rng_state_file(self.args.process_index, self.args.world_size))
-        save_rng_state(path, all_cuda_devices=self.args.parallel_mode == ParallelMode.DISTRIBUTED)
-
-    def _load_rng_state(self, checkpoint: str | None) -> None:
-        if checkpoint is None or self._other_accelerator():
-            return super()._load_rng_state(checkpoint)
-        path = os.path.join(checkpoint, rng_state_file(self.args.process_index, self.args.world_size))
-        if os.path.isfile(path):
-            load_rng_state(path)
-        else:
-            logger.warning(
-                "%s: no %s, so the random generators start afresh and the resumed run will not repeat the "
-                "uninterrupted one exactly (pickled rng_state*.pth files are not loaded)",
-                checkpoint,
-                os.path.basename(path),
-            )
-
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Saves as the Trainer does, with the training arguments as JSON instead of a pickled `training_args.bin`."""
-        super()._save(output_dir, state_dict)
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
-        if self.args.should_save and os.path.isfile(pickled):
-            os.remove(pickled)
-            with open(os.path.join(output_dir, TRAINING_ARGS_FILE), "w", encoding="utf-8") as handle:
-                handle.write(self.args.to_json_string())
-
-
-def _log_skipped_updates(logs: dict, metrics: dict, skipped: list[float], world_size: int) -> dict:
-    """Reports how many updates since the last log were skipped for a non-finite loss (`skipped_updates`).
-
-    When all of them were, the Trainer's running loss ([`MuppetTrainer.training_step`] adds 0 for a non-finite
-    sub-batch) is not a loss at all: it is dropped from the log rather than shown as 0.
-    """
-    # Every process appends the same flag for each update (the flag is reduced across processes).
-    count, updates = sum(skipped) / world_size, len(skipped) / world_size
-    metrics["skipped_updates"] = count
-    if count >= updates:
-        return {key: value for key, value in logs.items() if key not in ("loss", "grad_norm")}
-    if "loss" in logs:
-        # The Trainer averages its running loss over every update of the window, the skipped ones adding (about) 0:
-        # average over the updates that were applied instead, so a skip does not read as a lower loss.
-        logs = {**logs, "loss": logs["loss"] * updates / (updates - count)}
-    return logs
-
-
-def destroy_process_group() -> None:
-    """Destroys the default process group and frees it before the interpreter exits; a no-op in a single process.
-
-    `torch.distributed.destroy_process_group` only unregisters the group: the Trainer's DDP wrapper still holds
-    it, in reference cycles, until the interpreter's final collection. A gloo worker thread may then still be
-    releasing the last collective's tensors, which needs the GIL while Python shuts down, and the process aborts
-    ("terminate called without an active exception") after a run that succeeded: one rank in about 20 two-process
-    runs on a busy 2-core machine. Freeing the group from inside a collection instead hung one run in about 80 (a
-    collection holds the GIL while gloo joins its threads). So a Python reference keeps the group alive through the
-    collection and is dropped last: torch's binding frees the group with the GIL released, and gloo's threads
-    finish and are joined.
-    """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    group = torch.distributed.group.WORLD
-    torch.distributed.destroy_process_group()
-    gc.collect()
-    del group
-
 
 def _pad_token_id(tokenizer: PreTrainedTokenizerBase | None, model: MuppetForMultiTask) -> int:
     """The tokenizer's padding id, else the backbone's, else 0."""
@@ -1032,9 +669,6 @@ def _rouge_of_prediction(
 
 
 __all__ = [
-    "HeadWarmupCallback",
     "MuppetTrainer",
-    "NonFiniteLossCallback",
-    "NonFiniteLossError",
     "compute_task_metrics",
 ]

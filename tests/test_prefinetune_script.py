@@ -123,7 +123,7 @@ def test_two_cpu_processes_draw_different_tasks(tmp_path):
 GLOO_GROUP_HELD_IN_A_CYCLE = """
 import os, tempfile
 import torch, torch.distributed as dist
-from muppet_hf.trainer import destroy_process_group
+from muppet_hf.distributed import destroy_process_group
 
 def gloo_threads():
     return [open(f"/proc/self/task/{task}/comm").read().strip()

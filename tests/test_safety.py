@@ -13,10 +13,11 @@ import torch
 from transformers.trainer_utils import get_last_checkpoint
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.callbacks import _log_skipped_updates
 from muppet_hf.cli import main as cli_main
 from muppet_hf.export import export_checkpoint, push_to_hub, read_run_metadata
 from muppet_hf.testing_utils import tiny_config, tiny_tokenizer
-from muppet_hf.trainer import MuppetTrainer, _log_skipped_updates
+from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
 
 

@@ -12,7 +12,9 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.callbacks import NonFiniteLossError
 from muppet_hf.checkpointing import (
+    MUPPET_STATE_NAME,
     OPTIMIZER_FILE,
     SCHEDULER_FILE,
     TRAINING_ARGS_FILE,
@@ -21,7 +23,7 @@ from muppet_hf.checkpointing import (
 )
 from muppet_hf.export import PICKLE_SUFFIXES
 from muppet_hf.testing_utils import tiny_config
-from muppet_hf.trainer import MUPPET_STATE_NAME, MuppetTrainer, NonFiniteLossError, compute_task_metrics
+from muppet_hf.trainer import MuppetTrainer, compute_task_metrics
 from muppet_hf.training_args import MuppetTrainingArguments
 
 

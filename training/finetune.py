@@ -47,6 +47,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
+from muppet_hf.distributed import destroy_process_group
 from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
 from muppet_hf.lora import SHARED_ADAPTER, adapters_of_head, merge_adapters
 from muppet_hf.parser import MuppetArgumentParser
@@ -58,7 +59,7 @@ from muppet_hf.safety import (
     reorder_head_labels,
 )
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
-from muppet_hf.trainer import MuppetTrainer, destroy_process_group
+from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
 
 

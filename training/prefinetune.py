@@ -36,6 +36,7 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
+from muppet_hf.distributed import destroy_process_group
 from muppet_hf.export import RunMetadata, TaskRecord, backbone_hub_id, build_model_card, write_run_metadata
 from muppet_hf.finetuning import guess_score
 from muppet_hf.metrics import metrics_in_percent
@@ -43,7 +44,7 @@ from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
-from muppet_hf.trainer import MuppetTrainer, destroy_process_group
+from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
