@@ -38,6 +38,7 @@ from .lora import add_lora_from_arguments
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
 from .modeling_muppet import MuppetForMultiTask
+from .optimization import split_backbone_groups
 from .r3f import capture_embeddings, embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
 from .safety import refuse_canary
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
@@ -233,20 +234,8 @@ class MuppetTrainer(CheckpointMixin, Trainer):
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer; with `backbone_learning_rate`, the backbone's parameters in groups of their own."""
         optimizer = super().create_optimizer(model)
-        if self.args.backbone_learning_rate is None:
-            return optimizer
-        backbone = {id(parameter) for parameter in self.model.backbone.parameters()}
-        groups = []
-        for group in optimizer.param_groups:
-            heads = [parameter for parameter in group["params"] if id(parameter) not in backbone]
-            body = [parameter for parameter in group["params"] if id(parameter) in backbone]
-            groups += [{**group, "params": heads}] if heads else []
-            groups += [{**group, "params": body, "lr": self.args.backbone_learning_rate}] if body else []
-        # Before the first step the optimizer holds no state, so its groups can be rebuilt; the scheduler, made
-        # next, scales each group's own peak rate.
-        optimizer.param_groups = []
-        for group in groups:
-            optimizer.add_param_group(group)
+        if self.args.backbone_learning_rate is not None:
+            split_backbone_groups(optimizer, self.model.backbone, self.args.backbone_learning_rate)
         return optimizer
 
     # ---- Data ----
