@@ -31,7 +31,6 @@ from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, Train
 from transformers.trainer_utils import seed_worker
 
 from .callbacks import HeadWarmupCallback, NonFiniteLossCallback, _log_skipped_updates
-from .checkpointing import CheckpointMixin
 from .collator import MuppetDataCollator
 from .distributed import idle_heads_term
 from .lora import add_lora_from_arguments
@@ -43,6 +42,7 @@ from .r3f import capture_embeddings, embedding_noise, fork_rng, r3f_divergence, 
 from .safety import refuse_canary
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
 from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
+from .trainer_checkpoints import CheckpointMixin
 from .training_args import MuppetTrainingArguments
 
 
@@ -112,7 +112,7 @@ class MuppetTrainer(CheckpointMixin, Trainer):
     each), `compute_loss` and `training_step` (scaled per-task losses, R3F), `log` (per-task metrics), `evaluate`
     and `prediction_step` (each task on its own head), `create_optimizer` (`backbone_learning_rate`) and
     `push_to_hub` (refused for a canary model). Checkpoints without pickles and exact resumes come from
-    [`~muppet_hf.checkpointing.CheckpointMixin`]; skipping non-finite updates and the head-only warm-up are
+    [`~muppet_hf.trainer_checkpoints.CheckpointMixin`]; skipping non-finite updates and the head-only warm-up are
     callbacks (`muppet_hf.callbacks`).
 
     Args:
