@@ -1,7 +1,8 @@
 """Callbacks of [`MuppetTrainer`] for what happens *when*: skipping non-finite updates, and the head-only warm-up.
 
 - [`NonFiniteLossCallback`] drops an update in which any sub-batch had a NaN or inf loss, and stops training (after
-  saving a checkpoint) with [`NonFiniteLossError`] when too many updates in a row were dropped.
+  saving a checkpoint) with [`NonFiniteLossError`] when too many updates in a row were dropped; `MuppetTrainer.log`
+  reports the dropped updates with [`_log_skipped_updates`].
 - [`HeadWarmupCallback`] freezes the backbone for the first `head_warmup_steps` updates.
 """
 
