@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import offline_cache_dir
-from .data.offline_suite import SUITE_VERSION
+from .data.offline import SUITE_VERSION
 from .parser import read_recipe
 from .sampling import task_weights
 from .tasks import get_task

@@ -1,6 +1,6 @@
 """Offline data: the real-data suite built from PyPI and npm packages, and the default offline backbone."""
 
-from .offline_suite import (
+from .offline import (
     ARCHIVES,
     DOWNSTREAM_TASKS,
     OFFLINE_BACKBONE,
