@@ -6,7 +6,8 @@ import datasets
 import pytest
 
 from muppet_hf.data import DOWNSTREAM_TASKS, OFFLINE_TASKS, offline_cache_dir
-from muppet_hf.data.offline import BUILDER, task_dir
+from muppet_hf.data.offline.build import task_dir
+from muppet_hf.data.offline.task import BUILDER
 from muppet_hf.tasks import list_tasks
 from muppet_hf.tasks.spec import CANONICAL_COLUMNS
 

@@ -28,29 +28,3 @@ Cache layout (root: `cache_dir`, else `$MUPPET_HF_CACHE`, else `~/.cache/muppet_
 BIG-bench files carry a canary string that asks for them to stay out of training corpora: never publish a checkpoint
 trained on a task tagged `canary`.
 """
-
-from .archives import ARCHIVES, CACHE_ENV, SourceArchive, offline_cache_dir
-from .backbone import BACKBONE_NAME, OFFLINE_BACKBONE, default_backbone_path, resolve_model_path
-from .build import SUITE_VERSION, build_offline_suite, load_offline_task, task_dir
-from .suite import DOWNSTREAM_TASKS, OFFLINE_TASKS
-from .task import BUILDER, OfflineTask
-
-
-__all__ = [
-    "ARCHIVES",
-    "BACKBONE_NAME",
-    "BUILDER",
-    "CACHE_ENV",
-    "DOWNSTREAM_TASKS",
-    "OFFLINE_BACKBONE",
-    "OFFLINE_TASKS",
-    "SUITE_VERSION",
-    "OfflineTask",
-    "SourceArchive",
-    "build_offline_suite",
-    "default_backbone_path",
-    "load_offline_task",
-    "offline_cache_dir",
-    "resolve_model_path",
-    "task_dir",
-]

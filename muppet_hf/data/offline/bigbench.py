@@ -27,6 +27,14 @@ def _single_correct(target_scores: dict[str, float]) -> str | None:
     return correct[0] if len(correct) == 1 else None
 
 
+def _parse_input(pattern: re.Pattern, example: dict, index: int, task: str) -> re.Match:
+    """The fields packed into an example's input, as `pattern` parses them; an input it does not match is an error."""
+    match = pattern.match(example["input"])
+    if match is None:
+        raise task_error(task, f"example {index}, field `input`", f"does not match {pattern.pattern!r}")
+    return match
+
+
 def _class_id(example: dict, index: int, task: str, label_names: list[str], drops: Counter) -> int | None:
     """The class of the choice scored 1 (matched case-insensitively), or None (counted) when there is not one."""
     correct = _single_correct(example["target_scores"])
@@ -61,12 +69,7 @@ def bigbench_classification(
     drops = Counter() if drops is None else drops
     rows = []
     for index, example in enumerate(examples):
-        text = example["input"]
-        if text_pattern is not None:
-            match = text_pattern.match(text)
-            if match is None:
-                raise task_error(task, f"example {index}, field `input`", f"does not match {text_pattern.pattern!r}")
-            text = match["text"]
+        text = example["input"] if text_pattern is None else _parse_input(text_pattern, example, index, task)["text"]
         label = _class_id(example, index, task, label_names, drops)
         if label is not None:
             rows.append({"text": text.strip() + suffix, "label": label})
@@ -81,9 +84,7 @@ def bigbench_pairs(
     drops = Counter() if drops is None else drops
     rows = []
     for index, example in enumerate(examples):
-        match = pattern.match(example["input"])
-        if match is None:
-            raise task_error(task, f"example {index}, field `input`", f"does not match {pattern.pattern!r}")
+        match = _parse_input(pattern, example, index, task)
         label = _class_id(example, index, task, label_names, drops)
         if label is not None:
             rows.append({"text": match["text"].strip(), "text_pair": match["text_pair"].strip(), "label": label})
@@ -209,9 +210,7 @@ def natural_instructions_spans(
     drops = Counter() if drops is None else drops
     rows = []
     for index, example in enumerate(examples):
-        match = pattern.match(example["input"])
-        if match is None:
-            raise task_error(task, f"example {index}, field `input`", f"does not match {pattern.pattern!r}")
+        match = _parse_input(pattern, example, index, task)
         parts = match.groupdict()
         if parts.get("context") is not None:
             context, prefer_from = parts["context"].strip(), 0
