@@ -436,7 +436,7 @@ def quick_setup(args: ThroughputArguments) -> BenchmarkSetup:
 
 def offline_setup(args: ThroughputArguments) -> BenchmarkSetup:
     """The real MiniLM backbone and a seeded subset of each task's training split, tokenized by `prepare_task`."""
-    from muppet_hf.data.offline_suite import BACKBONE_NAME, default_backbone_path
+    from muppet_hf.data.offline.backbone import BACKBONE_NAME, default_backbone_path
     from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 
     specs = get_tasks(args.tasks)
@@ -717,7 +717,7 @@ def matmul_peak_flops(device: str, dtype: torch.dtype, size: int = 2048, trials:
 
 def fallback_recipe(path: Path, device: str):
     """A stand-in for the main recipe: MiniLM on every encoder-compatible task of the offline suite."""
-    from muppet_hf.data.offline_suite import default_backbone_path
+    from muppet_hf.data import default_backbone_path
     from muppet_hf.tasks import list_tasks
 
     recipe = {

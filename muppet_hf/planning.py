@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .data import offline_cache_dir
-from .data.offline_suite import SUITE_VERSION
+from .data.offline.build import task_dir
+from .data.offline.task import BUILDER
 from .parser import read_recipe
 from .sampling import task_weights
 from .tasks import get_task
@@ -180,8 +181,8 @@ def train_size(spec: TaskSpec, cache_dir: str | os.PathLike | None = None) -> tu
     Returns:
         `(size, source)`, source one of `cache`, `file`, `spec`, or `(None, "missing")`.
     """
-    if spec.source.builder == "offline_suite":
-        info = offline_cache_dir(cache_dir) / "offline_suite" / SUITE_VERSION / spec.name / "build_info.json"
+    if spec.source.builder == BUILDER:
+        info = task_dir(offline_cache_dir(cache_dir), spec.name) / "build_info.json"
         if info.is_file():
             num_rows = json.loads(info.read_text(encoding="utf-8")).get("num_rows", {})
             if "train" in num_rows:

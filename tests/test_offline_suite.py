@@ -8,21 +8,16 @@ import pytest
 import yaml
 
 from muppet_hf.data import DOWNSTREAM_TASKS, OFFLINE_TASKS, build_offline_suite, load_offline_task
-from muppet_hf.data.offline_suite import (
-    _BIGBENCH_ROOT,
-    BBQ_LITE_SUBTASKS,
-    CACHE_ENV,
+from muppet_hf.data.offline.archives import BBQ_LITE_SUBTASKS, BIGBENCH_ROOT, CACHE_ENV, offline_cache_dir
+from muppet_hf.data.offline.bigbench import (
     bigbench_classification,
     bigbench_multiple_choice,
     bigbench_pairs,
-    content_hash,
-    email_text,
     natural_instructions_spans,
-    offline_cache_dir,
-    read_orange_tab,
-    split_rows,
     squad_rows,
 )
+from muppet_hf.data.offline.packages import email_text, read_orange_tab
+from muppet_hf.data.offline.splits import content_hash, split_rows
 from muppet_hf.tasks import get_task
 
 
@@ -269,7 +264,7 @@ def test_span_questions_asked_twice_pool_their_answers():
 
 
 def write_bigbench(root: Path, relative: str, examples: list[dict]):
-    path = root / _BIGBENCH_ROOT / relative
+    path = root / BIGBENCH_ROOT / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"examples": examples}), encoding="utf-8")
 

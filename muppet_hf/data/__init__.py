@@ -1,18 +1,10 @@
 """Offline data: the real-data suite built from PyPI and npm packages, and the default offline backbone."""
 
-from .offline_suite import (
-    ARCHIVES,
-    DOWNSTREAM_TASKS,
-    OFFLINE_BACKBONE,
-    OFFLINE_TASKS,
-    OfflineTask,
-    SourceArchive,
-    build_offline_suite,
-    default_backbone_path,
-    load_offline_task,
-    offline_cache_dir,
-    resolve_model_path,
-)
+from .offline.archives import ARCHIVES, SourceArchive, offline_cache_dir
+from .offline.backbone import OFFLINE_BACKBONE, default_backbone_path, resolve_model_path
+from .offline.build import build_offline_suite, load_offline_task
+from .offline.suite import DOWNSTREAM_TASKS, OFFLINE_TASKS
+from .offline.task import OfflineTask
 
 
 __all__ = [
