@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .losses import IGNORE_INDEX, symmetric_kl
-from .modeling_muppet import MuppetForMultiTask, MuppetMultiTaskOutput
+from .heads import MuppetMultiTaskOutput, head_class
+from .losses import symmetric_kl
+from .modeling_muppet import MuppetForMultiTask
 
 
 def token_embeddings(model: MuppetForMultiTask) -> nn.Embedding:
@@ -98,23 +99,21 @@ def r3f_divergence(
 ) -> torch.Tensor | None:
     """Symmetric KL between the clean and noised output distributions, one value per example.
 
-    Classification and multiple choice compare the class / choice distributions (padding choices hold the dtype's
-    minimum on both sides and contribute 0); span heads average the start and end distributions; tagging and
-    seq2seq average over the labelled tokens. Regression has no distribution: returns `None` (R3F skips it).
+    The head compares what it predicts (`MuppetHead.compared_logits`): classification and multiple choice their
+    class / choice distributions (padding choices hold the dtype's minimum on both sides and contribute 0); span
+    heads the start and end distributions, averaged; tagging and seq2seq the labelled tokens, averaged. Regression
+    has no distribution: returns `None` (R3F skips it).
     """
-    if head_type == "regression":
+    head = head_class(head_type)
+    if not head.compares_distributions:
         return None
-    if head_type in ("classification", "multiple_choice"):
-        return symmetric_kl(clean.logits, noised.logits)
-    if head_type == "span":
-        start = symmetric_kl(clean.start_logits, noised.start_logits)
-        end = symmetric_kl(clean.end_logits, noised.end_logits)
-        return (start + end) / 2
-    if head_type in ("token_classification", "seq2seq"):
-        labels = inputs.get("labels")
-        mask = labels != IGNORE_INDEX if labels is not None else None
-        return symmetric_kl(clean.logits, noised.logits, mask=mask)
-    raise ValueError(f"R3F: unknown head type {head_type!r}")
+    divergences = [
+        symmetric_kl(clean_logits, noised_logits, mask=mask)
+        for (clean_logits, mask), (noised_logits, _) in zip(
+            head.compared_logits(clean, inputs), head.compared_logits(noised, inputs), strict=True
+        )
+    ]
+    return sum(divergences) / len(divergences)
 
 
 __all__ = ["capture_embeddings", "embedding_noise", "fork_rng", "r3f_divergence", "sample_noise", "token_embeddings"]

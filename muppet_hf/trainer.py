@@ -27,11 +27,9 @@ import datasets
 import numpy as np
 import torch
 from accelerate.utils import gather_object
-from scipy import stats
-from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, TrainerCallback
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import (
@@ -66,9 +64,9 @@ from .checkpointing import (
 from .collator import MuppetDataCollator
 from .distributed import idle_heads_term
 from .export import read_json
+from .heads import MuppetHead, TaskEvaluation, head_class
 from .lora import add_lora_from_arguments, check_checkpoint_adapters
 from .losses import IGNORE_INDEX, log_n_scale
-from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
 from .modeling_muppet import MuppetForMultiTask
 from .r3f import capture_embeddings, embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
 from .safety import refuse_canary, remove_stale_staging, resolve_resume
@@ -80,64 +78,13 @@ from .training_args import MuppetTrainingArguments
 logger = logging.getLogger(__name__)
 
 MUPPET_STATE_NAME = "muppet_trainer_state.json"
-# Metrics each head type reports when a task names none.
-DEFAULT_METRICS = {
-    "classification": ["accuracy"],
-    "regression": ["pearson", "spearman"],
-    "multiple_choice": ["accuracy"],
-    # Entity precision/recall/F1 and token accuracy (`muppet_hf.metrics.tagging_scores`).
-    "token_classification": ["seqeval"],
-    "span": ["squad"],
-    "seq2seq": ["rouge"],
-}
-# Metrics computed from argmax predictions.
-SUPPORTED_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
-# Metrics of decoded text (`muppet_hf.metrics`), by the head type that produces it.
-TEXT_METRICS = {"span": "squad", "seq2seq": "rouge"}
-# Columns of a span task's evaluation windows that SQuAD scoring reads (`prepare_task` keeps them off `train`).
-SPAN_SCORING_COLUMNS = ("example_id", "offset_mapping", "context", "answers")
 # Generation for ROUGE is the costly part of evaluation: by default only the first 256 examples of a split are
 # summarised (greedy), enough to follow training; pass `generation_max_examples=None` to score them all.
 DEFAULT_GENERATION_MAX_EXAMPLES = 256
-# As summarisation papers and the Hugging Face examples do, ROUGE compares Porter-stemmed words.
-ROUGE_USE_STEMMER = True
 
 
 class NonFiniteLossError(ValueError):
     """Raised when too many updates in a row had a NaN or inf loss; a checkpoint is written first."""
-
-
-def compute_task_metrics(predictions: np.ndarray, labels: np.ndarray, metric_names: list[str]) -> dict[str, float]:
-    """Offline metrics of one task with scikit-learn / scipy; positions labelled -100 (padding) are ignored.
-
-    Args:
-        predictions (`np.ndarray`): predicted class ids (or values, for regression), any shape.
-        labels (`np.ndarray`): gold labels, same shape.
-        metric_names (`list[str]`): names from `SUPPORTED_METRICS`; other names are skipped.
-    """
-    predictions, labels = np.asarray(predictions).reshape(-1), np.asarray(labels).reshape(-1)
-    keep = labels != IGNORE_INDEX
-    predictions, labels = predictions[keep], labels[keep]
-    results = {}
-    for name in metric_names:
-        if name == "accuracy":
-            results[name] = float(sk_metrics.accuracy_score(labels, predictions))
-        elif name == "f1":
-            average = "binary" if len(np.unique(labels)) <= 2 and set(np.unique(labels)) <= {0, 1} else "macro"
-            results[name] = float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
-        elif name == "macro_f1":
-            results[name] = float(sk_metrics.f1_score(labels, predictions, average="macro", zero_division=0))
-        elif name == "mcc":
-            results[name] = float(sk_metrics.matthews_corrcoef(labels, predictions))
-        elif name in ("pearson", "spearman"):
-            # A constant prediction has no correlation; report 0 rather than NaN (early, untrained heads).
-            if np.std(predictions) == 0 or np.std(labels) == 0:
-                results[name] = 0.0
-            elif name == "pearson":
-                results[name] = float(stats.pearsonr(predictions, labels)[0])
-            else:
-                results[name] = float(stats.spearmanr(predictions, labels)[0])
-    return results
 
 
 class NonFiniteLossCallback(TrainerCallback):
@@ -431,9 +378,9 @@ class MuppetTrainer(Trainer):
         inputs = dict(inputs)
         task = inputs.pop("task")
         example_indices = inputs.pop("example_indices", None)
-        head_type = self.head_types[inputs["head"]]
+        head = head_class(self.head_types[inputs["head"]])
         training = model.training
-        use_r3f = training and self.args.r3f_lambda > 0 and head_type != "regression"
+        use_r3f = training and self.args.r3f_lambda > 0 and head.compares_distributions
 
         if use_r3f:
             embeddings = token_embeddings(self.accelerator.unwrap_model(model))
@@ -462,7 +409,7 @@ class MuppetTrainer(Trainer):
         task_loss = per_example.mean()
         loss = task_loss
         if use_r3f:
-            divergence = r3f_divergence(head_type, outputs, noised, inputs)
+            divergence = r3f_divergence(head.head_type, outputs, noised, inputs)
             loss = loss + self.args.r3f_lambda * divergence.mean()
         if training and self.is_fsdp_enabled:
             # FSDP2 reduces the heads' gradients as one buffer: every process must give every head one.
@@ -605,63 +552,38 @@ class MuppetTrainer(Trainer):
         return {f"{prefix}_nonfinite_rows": float(count)}
 
     def _metric_names(self, task: str) -> list[str]:
-        head_type = self.head_types[self.model.config.tasks[task]]
-        return list(self.task_metrics.get(task, DEFAULT_METRICS[head_type]))
+        return list(self.task_metrics.get(task, self._head_of(task).default_metrics))
+
+    def _head_of(self, task: str) -> type[MuppetHead]:
+        """The class of the task's head, which decides what evaluating the task gathers and reports."""
+        return head_class(self.head_types[self.model.config.tasks[task]])
 
     def _task_compute_metrics(self, task: str, dataset: datasets.Dataset) -> Callable | None:
-        """The `compute_metrics` of one task's evaluation, or None when it reports its loss only."""
-        head_type = self.head_types[self.model.config.tasks[task]]
-        names = self._metric_names(task)
-        if head_type == "token_classification" and "seqeval" in names:
-            label_names = self.model.config.heads[self.model.config.tasks[task]].get("label_names")
-            names = [name for name in names if name in SUPPORTED_METRICS]
-            return partial(_tagging_of_prediction, label_names=label_names, metric_names=names)
-        if head_type not in TEXT_METRICS:
-            names = [name for name in names if name in SUPPORTED_METRICS]
-            return partial(_metrics_of_prediction, metric_names=names) if names else None
-        metric = TEXT_METRICS[head_type]
-        if metric not in names:
-            return None
-        # A metric the task asked for must be computable; the head type's default is dropped quietly when not.
-        asked = task in self.task_metrics
-        if head_type == "span":
-            columns = dataset.column_names if isinstance(dataset, datasets.Dataset) else []
-            missing = [column for column in SPAN_SCORING_COLUMNS if column not in columns]
-            if missing:
-                if asked:
-                    raise ValueError(
-                        f"evaluate: task {task!r}, metric `squad` needs the columns {list(SPAN_SCORING_COLUMNS)} of "
-                        f"a non-train split made by `prepare_task`; the evaluation dataset lacks {missing}"
-                    )
-                return None
-            return partial(_squad_of_prediction, dataset=dataset.select_columns(list(SPAN_SCORING_COLUMNS)))
-        if self.processing_class is None:
-            if asked:
-                raise ValueError(
-                    f"evaluate: task {task!r}, metric `rouge` decodes generated summaries; give the trainer the "
-                    "tokenizer as `processing_class`"
-                )
-            return None
-        return partial(
-            _rouge_of_prediction,
+        """The `compute_metrics` of one task's evaluation (the head's `metric_function`), or None for loss only."""
+        evaluation = TaskEvaluation(
+            task=task,
+            metric_names=self._metric_names(task),
+            asked=task in self.task_metrics,
+            dataset=dataset,
+            columns=dataset.column_names if isinstance(dataset, datasets.Dataset) else [],
+            label_names=self.model.config.heads[self.model.config.tasks[task]].get("label_names"),
             tokenizer=self.processing_class,
             pad_token_id=_pad_token_id(self.processing_class, self.model),
         )
+        return self._head_of(task).metric_function(evaluation)
 
     def prediction_step(
         self, model: nn.Module, inputs: dict, prediction_loss_only: bool, ignore_keys: list[str] | None = None
     ) -> tuple[torch.Tensor | None, torch.Tensor | tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
-        """Loss, predictions and labels of one task's sub-batch.
+        """Loss, predictions and labels of one task's sub-batch; predictions only when the task computes metrics.
 
-        Predictions are class ids, regression values or token class ids, with the labels. Span heads return
-        `(start_logits, end_logits)`, and as labels each window's row in its task's dataset (the gold answers are
-        texts, read from the dataset when scoring). Seq2seq heads whose task reports `rouge` return greedy
+        What is gathered is the head's (`MuppetHead.eval_predictions`): class ids, regression values or token class
+        ids, with the labels. Span heads return `(start_logits, end_logits)`, and as labels each window's row in its
+        task's dataset (the gold answers are texts, read from the dataset when scoring). Seq2seq heads return greedy
         generations of the examples among the first `generation_max_examples` rows of the split (other rows are
         all -100), with the target ids as labels.
         """
         inputs = self._prepare_inputs(inputs)
-        head_type = self.head_types[inputs["head"]]
-        labels = inputs.get("labels")
         with torch.no_grad(), self.compute_loss_context_manager():
             loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
         loss = loss.detach()
@@ -670,22 +592,12 @@ class MuppetTrainer(Trainer):
         self._nonfinite_eval_rows = (
             nonfinite if self._nonfinite_eval_rows is None else self._nonfinite_eval_rows + nonfinite
         )
-        if prediction_loss_only:
+        if prediction_loss_only or self.compute_metrics is None:
             return loss, None, None
-        if head_type == "span":
-            rows = inputs.get("example_indices")
-            if rows is None:
-                return loss, None, None
-            return loss, (outputs.start_logits.detach(), outputs.end_logits.detach()), rows
-        if head_type == "seq2seq":
-            if "rouge" not in self._metric_names(inputs["task"]) or self.processing_class is None:
-                return loss, None, None
-            return loss, self._generate(model, inputs), labels
-        if head_type == "regression":
-            predictions = outputs.logits.view(-1)
-        else:
-            predictions = outputs.logits.argmax(dim=-1)
-        return loss, predictions, labels
+        gathered = self._head_of(inputs["task"]).eval_predictions(
+            outputs, inputs, partial(self._generate, model, inputs)
+        )
+        return (loss, None, None) if gathered is None else (loss, *gathered)
 
     def _generate(self, model: nn.Module, inputs: dict) -> torch.Tensor:
         """Greedy generations of the sub-batch's rows below `generation_max_examples`; other rows are all -100."""
@@ -978,63 +890,9 @@ def _pad_token_id(tokenizer: PreTrainedTokenizerBase | None, model: MuppetForMul
     return pad_token_id if pad_token_id is not None else (model.config.base_model_config.pad_token_id or 0)
 
 
-def _metrics_of_prediction(prediction: EvalPrediction, metric_names: list[str]) -> dict[str, float]:
-    return compute_task_metrics(prediction.predictions, prediction.label_ids, metric_names)
-
-
-def _tagging_of_prediction(
-    prediction: EvalPrediction, label_names: list[str] | None, metric_names: list[str]
-) -> dict[str, float]:
-    """`seqeval` entity scores and token accuracy, plus any other argmax metric the task asked for."""
-    predictions, labels = prediction.predictions, prediction.label_ids
-    return {
-        **compute_task_metrics(predictions, labels, metric_names),
-        **tagging_scores(predictions, labels, label_names),
-    }
-
-
-def _squad_of_prediction(prediction: EvalPrediction, dataset: datasets.Dataset) -> dict[str, float]:
-    """SQuAD exact match and F1 of a span task, from the start/end logits of its windows (rows of `dataset`)."""
-    start_logits, end_logits = prediction.predictions
-    # Rows come from every process, padded with -100 to the longest window; a row may repeat where the last batch
-    # was evened out across processes.
-    rows, first = np.unique(np.asarray(prediction.label_ids).reshape(-1), return_index=True)
-    windows = dataset[rows.tolist()]
-    contexts, answers = {}, {}
-    for example_id, context, gold in zip(windows["example_id"], windows["context"], windows["answers"], strict=True):
-        contexts[example_id], answers[example_id] = context, gold["text"]
-    predicted = postprocess_span_predictions(
-        start_logits[first],
-        end_logits[first],
-        windows["example_id"],
-        windows["offset_mapping"],
-        contexts,
-        # Tasks with unanswerable questions (SQuAD 2.0) may predict the empty answer.
-        null_answers=any(not texts for texts in answers.values()),
-    )
-    return squad_scores([predicted[example_id] for example_id in answers], list(answers.values()))
-
-
-def _rouge_of_prediction(
-    prediction: EvalPrediction, tokenizer: PreTrainedTokenizerBase, pad_token_id: int
-) -> dict[str, float]:
-    """ROUGE of the generated summaries against the targets; rows that were not generated (all -100) are skipped."""
-    generated = np.asarray(prediction.predictions)
-    targets = np.asarray(prediction.label_ids)
-    chosen = (generated != IGNORE_INDEX).any(axis=-1)
-    if not chosen.any():
-        return {}
-    generated = np.where(generated[chosen] == IGNORE_INDEX, pad_token_id, generated[chosen])
-    targets = np.where(targets[chosen] == IGNORE_INDEX, pad_token_id, targets[chosen])
-    summaries = tokenizer.batch_decode(generated.tolist(), skip_special_tokens=True)
-    references = tokenizer.batch_decode(targets.tolist(), skip_special_tokens=True)
-    return rouge_scores(summaries, references, use_stemmer=ROUGE_USE_STEMMER)
-
-
 __all__ = [
     "HeadWarmupCallback",
     "MuppetTrainer",
     "NonFiniteLossCallback",
     "NonFiniteLossError",
-    "compute_task_metrics",
 ]
