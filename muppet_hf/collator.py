@@ -46,6 +46,12 @@ def _sub_batch_of(examples: list[dict]) -> SubBatch:
     return SubBatch(tasks[0], {key: [example[key] for example in examples] for key in keys}, rows)
 
 
+def pad_token_id_of(tokenizer, model) -> int:
+    """The tokenizer's padding id, else the backbone's, else 0."""
+    pad_token_id = tokenizer.pad_token_id if tokenizer is not None else None
+    return pad_token_id if pad_token_id is not None else (model.config.base_model_config.pad_token_id or 0)
+
+
 @dataclass
 class MuppetDataCollator:
     """Pads a sub-batch of one task into the keyword arguments of [`MuppetForMultiTask.forward`].
@@ -105,4 +111,4 @@ class MuppetDataCollator:
         return batch
 
 
-__all__ = ["MuppetDataCollator"]
+__all__ = ["MuppetDataCollator", "pad_token_id_of"]

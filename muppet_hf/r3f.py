@@ -94,6 +94,28 @@ def fork_rng(device: torch.device):
     return torch.random.fork_rng(devices=devices, device_type=device.type)
 
 
+def clean_and_noised(
+    model: nn.Module, embeddings: nn.Embedding, inputs: dict, eps: float, noise_type: str
+) -> tuple[MuppetMultiTaskOutput, MuppetMultiTaskOutput]:
+    """The clean and the noised forward passes of one sub-batch, with the same dropout masks.
+
+    Args:
+        model (`nn.Module`): the model as trained (possibly wrapped by DDP or FSDP).
+        embeddings (`nn.Embedding`): its encoder's token embeddings ([`token_embeddings`] of the unwrapped model).
+        inputs (`dict`): the keyword arguments of the forward pass.
+        eps (`float`), noise_type (`str`): see [`sample_noise`].
+    """
+    # Sampled before the forks, so both passes below draw the same dropout masks: the KL then measures the effect
+    # of the embedding noise alone, and is exactly 0 at eps = 0.
+    noise = sample_noise(inputs["input_ids"], embeddings.embedding_dim, eps, noise_type, embeddings.weight.dtype)
+    with fork_rng(inputs["input_ids"].device), capture_embeddings(embeddings) as clean:
+        outputs = model(**inputs)
+    # The noised pass reuses the clean pass's lookup, so the word-embedding gradient is built once.
+    with embedding_noise(embeddings, clean[0], noise):
+        noised = model(**inputs)
+    return outputs, noised
+
+
 def r3f_divergence(
     head_type: str, clean: MuppetMultiTaskOutput, noised: MuppetMultiTaskOutput, inputs: dict
 ) -> torch.Tensor | None:
@@ -116,4 +138,12 @@ def r3f_divergence(
     return sum(divergences) / len(divergences)
 
 
-__all__ = ["capture_embeddings", "embedding_noise", "fork_rng", "r3f_divergence", "sample_noise", "token_embeddings"]
+__all__ = [
+    "capture_embeddings",
+    "clean_and_noised",
+    "embedding_noise",
+    "fork_rng",
+    "r3f_divergence",
+    "sample_noise",
+    "token_embeddings",
+]
