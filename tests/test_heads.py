@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_trainer import arguments
 from torch import nn
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
@@ -14,7 +15,6 @@ from muppet_hf.heads import MuppetHead, MuppetMultiTaskOutput, Target, register_
 from muppet_hf.losses import log_n_scale
 from muppet_hf.testing_utils import tiny_config
 from muppet_hf.trainer import MuppetTrainer
-from muppet_hf.training_args import MuppetTrainingArguments
 
 
 @register_head_type
@@ -80,24 +80,6 @@ def toy_data(size: int = 8, seed: int = 0) -> dict[str, datasets.Dataset]:
 def build() -> MuppetForMultiTask:
     torch.manual_seed(0)
     return MuppetForMultiTask(MuppetConfig(base_model_config=tiny_config("bert"), heads=HEADS, tasks=TASKS))
-
-
-def arguments(tmp_path, **overrides) -> MuppetTrainingArguments:
-    defaults = {
-        "output_dir": str(tmp_path / "out"),
-        "per_device_train_batch_size": 2,
-        "per_device_eval_batch_size": 4,
-        "tasks_per_update": 4,
-        "max_steps": 2,
-        "learning_rate": 1e-2,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "report_to": "none",
-        "use_cpu": True,
-        "seed": 0,
-        "disable_tqdm": True,
-    }
-    return MuppetTrainingArguments(**{**defaults, **overrides})
 
 
 def test_a_head_type_defined_in_a_test_pre_finetunes_with_the_others(tmp_path):
