@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+from transformers import PreTrainedConfig
 from transformers.utils import ModelOutput
 
 from .losses import (
@@ -143,6 +144,9 @@ class MuppetHead(nn.Module):
     differs: an encoder head implements `predict` and `per_example_loss_of`/`num_outputs_of`; a head that runs the
     backbone its own way (seq2seq) overrides `forward`.
 
+    `forward(model, inputs)` receives the [`MuppetForMultiTask`] it belongs to (its encoder: `model.encode`) and the
+    keyword arguments of `MuppetForMultiTask.forward` as a dict.
+
     Args:
         config ([`MuppetConfig`]): the model's config (hidden size, dropout, spectral norm, ...).
         spec (`dict`): the head's entry in `MuppetConfig.heads`, validated (`type`, `num_labels`, `label_names`).
@@ -176,13 +180,13 @@ class MuppetHead(nn.Module):
     #: Whether its scores are percentages already (SQuAD, ROUGE) rather than fractions.
     percent_scores: ClassVar[bool] = False
 
-    def __init__(self, config, spec: dict):
+    def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__()
         self.num_labels = spec.get("num_labels")
 
     # ---- Forward and loss ----
 
-    def forward(self, model, inputs: dict) -> MuppetMultiTaskOutput:
+    def forward(self, model: nn.Module, inputs: dict) -> MuppetMultiTaskOutput:
         """Runs `model`'s encoder and this head on the keyword arguments of [`MuppetForMultiTask.forward`].
 
         The loss comes back only when the targets are given.
@@ -192,7 +196,7 @@ class MuppetHead(nn.Module):
         outputs.hidden_states, outputs.attentions = encoded.hidden_states, encoded.attentions
         return self.with_loss(outputs, inputs)
 
-    def encode(self, model, inputs: dict):
+    def encode(self, model: nn.Module, inputs: dict):
         """The encoder's output for the sub-batch (`model.encode`); multiple choice flattens its choices first."""
         return model.encode(
             input_ids=inputs["input_ids"],
@@ -260,7 +264,7 @@ class MuppetClassificationHead(MuppetHead):
     head_type = "classification"
     takes_num_labels = True
 
-    def __init__(self, config, spec: dict):
+    def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
         self.dense = _projection(config.hidden_size, config.hidden_size, config.spectral_norm)
         self.dropout = nn.Dropout(config.classifier_dropout)
@@ -306,11 +310,11 @@ class MuppetMultipleChoiceHead(MuppetClassificationHead):
     takes_num_labels = False
     per_choice = True
 
-    def __init__(self, config, spec: dict):
+    def __init__(self, config: PreTrainedConfig, spec: dict):
         # One score per choice; the number of choices varies by example, and `num_outputs_of` reads it.
         super().__init__(config, {**spec, "num_labels": 1})
 
-    def encode(self, model, inputs: dict):
+    def encode(self, model: nn.Module, inputs: dict):
         # Encode every choice as its own sequence: [batch, choices, length] -> [batch * choices, length].
         flat = {
             key: inputs[key].flatten(0, 1) if inputs[key] is not None else None
@@ -343,7 +347,7 @@ class MuppetSpanHead(MuppetHead):
     decoded_metric = "squad"
     percent_scores = True
 
-    def __init__(self, config, spec: dict):
+    def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
         self.qa_outputs = _projection(config.hidden_size, 2, config.spectral_norm)
 
@@ -408,7 +412,7 @@ class MuppetTokenClassificationHead(MuppetHead):
     # Entity precision/recall/F1 and token accuracy (`muppet_hf.metrics.tagging_scores`).
     default_metrics = ("seqeval",)
 
-    def __init__(self, config, spec: dict):
+    def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = _projection(config.hidden_size, self.num_labels, config.spectral_norm)
@@ -449,12 +453,12 @@ class MuppetSeq2SeqHead(MuppetHead):
     decoded_metric = "rouge"
     percent_scores = True
 
-    def __init__(self, config, spec: dict):
+    def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
         self.vocab_size = config.vocab_size
         self.label_smoothing = config.label_smoothing
 
-    def forward(self, model, inputs: dict) -> MuppetMultiTaskOutput:
+    def forward(self, model: nn.Module, inputs: dict) -> MuppetMultiTaskOutput:
         labels, decoder_input_ids = inputs["labels"], inputs["decoder_input_ids"]
         if decoder_input_ids is None:
             if labels is None:
@@ -536,7 +540,7 @@ def head_class(head_type: str) -> type[MuppetHead]:
     return HEAD_CLASSES[head_type]
 
 
-def build_head(config, spec: dict) -> MuppetHead:
+def build_head(config: PreTrainedConfig, spec: dict) -> MuppetHead:
     """A freshly initialised head of `spec["type"]` (an entry of `MuppetConfig.heads`)."""
     return head_class(spec["type"])(config, spec)
 

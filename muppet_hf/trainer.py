@@ -179,8 +179,8 @@ class MuppetTrainer(MultiTaskEvaluationMixin, Trainer):
             checkpoint; its `pad_token_id` pads sub-batches.
         data_collator (`Callable`, *optional*): defaults to [`MuppetDataCollator`] built from the model's config.
         task_metrics (`dict[str, list[str]]`, *optional*): metric names per task (e.g. `TaskSpec.metrics`);
-            defaults by head type (accuracy; pearson/spearman for regression; `seqeval` for token classification;
-            `squad` for span; `rouge` for seq2seq).
+            defaults to the head's `default_metrics` (accuracy; pearson/spearman for regression; `seqeval` for token
+            classification; `squad` for span; `rouge` for seq2seq).
         callbacks (`list[TrainerCallback]`, *optional*): extra callbacks.
         generation_max_examples (`int`, *optional*, defaults to 256): `rouge` scores summaries of only the first
             this many examples of each seq2seq evaluation split (greedy generation is slow); `None` scores all.
