@@ -4,11 +4,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .heads import head_class
 from .losses import IGNORE_INDEX
+from .sampling import SubBatch
 
 
-# Columns preprocessing keeps for scoring (span MRC) that are no model inputs.
-SCORING_COLUMNS = ("offset_mapping", "example_id")
 TOKEN_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -34,18 +34,38 @@ def _pad_3d(rows: list[list[list[int]]], value: int, multiple: int | None) -> to
     return out
 
 
+def _sub_batch_of(examples: list[dict]) -> SubBatch:
+    """A [`SubBatch`] from examples that each name their `task` (and, optionally, their row as `index`)."""
+    if not examples:
+        raise ValueError("MuppetDataCollator received an empty sub-batch")
+    tasks = sorted({example["task"] for example in examples})
+    if len(tasks) > 1:
+        raise ValueError(f"a sub-batch must hold a single task (one head, one collator); it holds {tasks}")
+    keys = [key for key in examples[0] if key not in ("task", "index")]
+    rows = [example["index"] for example in examples] if "index" in examples[0] else None
+    return SubBatch(tasks[0], {key: [example[key] for example in examples] for key in keys}, rows)
+
+
+def pad_token_id_of(tokenizer, model) -> int:
+    """The tokenizer's padding id, else the backbone's, else 0."""
+    pad_token_id = tokenizer.pad_token_id if tokenizer is not None else None
+    return pad_token_id if pad_token_id is not None else (model.config.base_model_config.pad_token_id or 0)
+
+
 @dataclass
 class MuppetDataCollator:
     """Pads a sub-batch of one task into the keyword arguments of [`MuppetForMultiTask.forward`].
 
-    The batch also carries `task` (the task name, for logging and metrics) and `example_indices` (each example's row
-    in its task's dataset, to name a bad sub-batch); [`MuppetTrainer`] pops both before the forward pass.
+    What is padded, and how, is the task's head's: its `target_columns` and `per_choice` (`muppet_hf.heads`). The
+    batch also carries `task` (the task name, for logging and metrics) and `example_indices` (each example's row in
+    its task's dataset, to name a bad sub-batch); [`MuppetTrainer`] pops both before the forward pass.
 
     Args:
         task_heads (`dict[str, str]`): task name -> head name (`MuppetConfig.tasks`).
         head_types (`dict[str, str]`): head name -> head type.
         pad_token_id (`int`, *optional*, defaults to 0): the tokenizer's padding id.
         pad_to_multiple_of (`int`, *optional*): round the padded length up to a multiple (tensor cores like 8).
+        label_pad_token_id (`int`, *optional*, defaults to -100): padding of per-token targets, ignored by the loss.
     """
 
     task_heads: dict[str, str]
@@ -62,45 +82,33 @@ class MuppetDataCollator:
             raise ValueError(f"task {task!r} uses head {head!r}, which is not in `MuppetConfig.heads`")
         return self.head_types[head]
 
-    def __call__(self, features: list[dict]) -> dict:
-        if not features:
-            raise ValueError("MuppetDataCollator received an empty sub-batch")
-        task = features[0]["task"]
-        if any(feature["task"] != task for feature in features):
-            tasks = sorted({feature["task"] for feature in features})
-            raise ValueError(f"a sub-batch must hold a single task (one head, one collator); it holds {tasks}")
-        head_type = self.head_type_of(task)
+    def __call__(self, features: SubBatch | list[dict]) -> dict:
+        """Pads `features`: a [`SubBatch`] (as [`MultiTaskDataset`] returns it), or a list of examples that each
+        name their `task` (a plain dataset with a task column)."""
+        sub_batch = features if isinstance(features, SubBatch) else _sub_batch_of(features)
+        task, columns = sub_batch.task, sub_batch.columns
+        head = head_class(self.head_type_of(task))
         batch: dict = {"head": self.task_heads[task], "task": task}
-        if "index" in features[0]:
-            batch["example_indices"] = torch.tensor([feature["index"] for feature in features], dtype=torch.long)
+        if sub_batch.rows is not None:
+            batch["example_indices"] = torch.tensor(sub_batch.rows, dtype=torch.long)
 
         multiple = self.pad_to_multiple_of
+        pad = _pad_3d if head.per_choice else _pad_2d
         for column in TOKEN_COLUMNS:
-            if column not in features[0]:
-                continue
-            value = self.pad_token_id if column == "input_ids" else 0
-            rows = [feature[column] for feature in features]
-            batch[column] = (
-                _pad_3d(rows, value, multiple) if head_type == "multiple_choice" else _pad_2d(rows, value, multiple)
-            )
-        if head_type == "multiple_choice":
+            if column in columns:
+                batch[column] = pad(columns[column], self.pad_token_id if column == "input_ids" else 0, multiple)
+        if head.per_choice:
             # Datasets with 2 and 5 choices share one head (paper §3.2): padding choices are masked out of the softmax.
-            counts = torch.tensor([len(feature["input_ids"]) for feature in features])
+            counts = torch.tensor([len(choices) for choices in columns["input_ids"]])
             batch["choice_mask"] = torch.arange(batch["input_ids"].shape[1])[None, :] < counts[:, None]
-
-        if head_type == "span":
-            for column in ("start_positions", "end_positions"):
-                if column in features[0]:
-                    batch[column] = torch.tensor([feature[column] for feature in features], dtype=torch.long)
-        elif "labels" in features[0]:
-            labels = [feature["labels"] for feature in features]
-            if head_type in ("token_classification", "seq2seq"):
-                batch["labels"] = _pad_2d(labels, self.label_pad_token_id, multiple)
-            elif head_type == "regression":
-                batch["labels"] = torch.tensor(labels, dtype=torch.float)
+        for column, target in head.target_columns.items():
+            if column not in columns:
+                continue
+            if target.per_token:
+                batch[column] = _pad_2d(columns[column], self.label_pad_token_id, multiple)
             else:
-                batch["labels"] = torch.tensor(labels, dtype=torch.long)
+                batch[column] = torch.tensor(columns[column], dtype=target.dtype)
         return batch
 
 
-__all__ = ["MuppetDataCollator"]
+__all__ = ["MuppetDataCollator", "pad_token_id_of"]

@@ -6,10 +6,9 @@ from typing import Literal
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .heads import HEAD_CLASSES
 
-HEAD_TYPES = ("classification", "regression", "multiple_choice", "span", "token_classification", "seq2seq")
-# Head types whose output size is fixed by the config; the others score choices or positions.
-HEAD_TYPES_WITH_LABELS = ("classification", "regression", "token_classification")
+
 NAME_PATTERN = re.compile(r"^[a-z0-9_]+$")
 POOLING_MODES = ("first", "mean")
 
@@ -42,26 +41,28 @@ def validate_head(name: str, spec: dict, is_encoder_decoder: bool, source: str =
     if unknown:
         raise ValueError(f"{source}: head {name!r} has unknown field(s) {sorted(unknown)}")
     head_type = spec.get("type")
-    if head_type not in HEAD_TYPES:
+    if head_type not in HEAD_CLASSES:
         raise ValueError(
-            f"{source}: head {name!r} has unknown type {head_type!r} (field `type`); use one of {HEAD_TYPES}"
+            f"{source}: head {name!r} has unknown type {head_type!r} (field `type`); use one of {tuple(HEAD_CLASSES)}"
         )
-    if head_type == "seq2seq" and not is_encoder_decoder:
+    head_class = HEAD_CLASSES[head_type]
+    if head_class.needs_encoder_decoder and not is_encoder_decoder:
         raise ValueError(
-            f"{source}: head {name!r} is `seq2seq` (field `type`), which needs an encoder-decoder backbone "
+            f"{source}: head {name!r} is `{head_type}` (field `type`), which needs an encoder-decoder backbone "
             "(bart, t5, encoder-decoder); this backbone is encoder-only"
         )
     label_names = spec.get("label_names")
     num_labels = spec.get("num_labels")
-    if head_type == "regression":
-        num_labels = 1 if num_labels is None else num_labels
-    if head_type in HEAD_TYPES_WITH_LABELS:
+    fixed = head_class.fixed_num_labels
+    if fixed is not None:
+        num_labels = fixed if num_labels is None else num_labels
+    if head_class.takes_num_labels or fixed is not None:
         if num_labels is None and label_names is not None:
             num_labels = len(label_names)
         if not isinstance(num_labels, int) or num_labels < 1:
             raise ValueError(f"{source}: head {name!r} of type {head_type!r} needs a positive int `num_labels`")
-        if head_type == "regression" and num_labels != 1:
-            raise ValueError(f"{source}: regression head {name!r} must have `num_labels` 1, got {num_labels}")
+        if fixed is not None and num_labels != fixed:
+            raise ValueError(f"{source}: {head_type} head {name!r} must have `num_labels` {fixed}, got {num_labels}")
         if label_names is not None and len(label_names) != num_labels:
             raise ValueError(
                 f"{source}: head {name!r} has num_labels={num_labels} but {len(label_names)} `label_names`"
@@ -90,7 +91,8 @@ class MuppetConfig(PreTrainedConfig):
             electra) or encoder-decoder (bart, t5, encoder-decoder). Defaults to a `roberta` config.
         heads (`dict[str, dict]`, *optional*):
             `{head_name: {"type": ..., "num_labels": ..., "label_names": [...]}}`. `type` is one of
-            `classification`, `regression`, `multiple_choice`, `span`, `token_classification`, `seq2seq`.
+            `classification`, `regression`, `multiple_choice`, `span`, `token_classification`, `seq2seq`, or a
+            type registered with [`muppet_hf.heads.register_head_type`].
             Muppet gives each classification dataset its own head and shares one `multiple_choice`, one `span` and
             the `seq2seq` head across all datasets of those families (paper §3.2).
         tasks (`dict[str, str]`, *optional*):

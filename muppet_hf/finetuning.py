@@ -16,8 +16,8 @@ import datasets
 import torch
 from transformers import TrainerCallback
 
+from .heads import head_class
 from .losses import IGNORE_INDEX
-from .trainer import TEXT_METRICS
 
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def primary_metric(head_type: str) -> tuple[str, float]:
 
 def metric_to_compute(head_type: str) -> str:
     """The name to ask `MuppetTrainer` for so that it reports the primary metric (`squad` gives span `f1`)."""
-    return TEXT_METRICS.get(head_type, primary_metric(head_type)[0])
+    primary = primary_metric(head_type)[0]
+    return head_class(head_type).decoded_metric or primary
 
 
 def guess_score(head_type: str, dataset: datasets.Dataset) -> float | None:

@@ -1,4 +1,8 @@
-"""Metrics of predictions, computed offline: SQuAD exact match and F1 (with span post-processing), ROUGE and tagging.
+"""Metrics of predictions, computed offline: argmax scores, SQuAD exact match and F1 (with span post-processing), ROUGE
+and tagging, and the adapters that score a Trainer `EvalPrediction` with them (chosen by each head's
+`metric_function`, `muppet_hf.heads`).
+
+- Argmax scores (accuracy, F1, MCC, Pearson/Spearman) from scikit-learn and scipy.
 
 - SQuAD v1.1 (Rajpurkar et al., arXiv 1606.05250), written out here: `evaluate.load("squad")` fetches its script
   from the Hub, and the official definition is short. Answers are compared after normalisation (lowercase, no
@@ -18,14 +22,59 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .heads import HEAD_CLASSES
 from .losses import IGNORE_INDEX
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = frozenset(string.punctuation)
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+# As summarisation papers and the Hugging Face examples do, ROUGE compares Porter-stemmed words.
+ROUGE_USE_STEMMER = True
+# Metrics computed from argmax predictions (or regression values) by `compute_task_metrics`.
+SUPPORTED_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
 # Chunk tags: outside, or a B(egin)/I(nside)/E(nd)/S(ingle) prefix and an entity type.
 _CHUNK_TAG = re.compile(r"O|[BIES]-.+")
+
+
+# ---- Argmax scores ----
+
+
+def compute_task_metrics(predictions: np.ndarray, labels: np.ndarray, metric_names: list[str]) -> dict[str, float]:
+    """Offline metrics of one task with scikit-learn / scipy; positions labelled -100 (padding) are ignored.
+
+    Args:
+        predictions (`np.ndarray`): predicted class ids (or values, for regression), any shape.
+        labels (`np.ndarray`): gold labels, same shape.
+        metric_names (`list[str]`): names from `SUPPORTED_METRICS`; other names are skipped.
+    """
+    # Imported here: scikit-learn and scipy take seconds to import, which only evaluation needs.
+    from scipy import stats
+    from sklearn import metrics as sk_metrics
+
+    predictions, labels = np.asarray(predictions).reshape(-1), np.asarray(labels).reshape(-1)
+    keep = labels != IGNORE_INDEX
+    predictions, labels = predictions[keep], labels[keep]
+    results = {}
+    for name in metric_names:
+        if name == "accuracy":
+            results[name] = float(sk_metrics.accuracy_score(labels, predictions))
+        elif name == "f1":
+            average = "binary" if len(np.unique(labels)) <= 2 and set(np.unique(labels)) <= {0, 1} else "macro"
+            results[name] = float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
+        elif name == "macro_f1":
+            results[name] = float(sk_metrics.f1_score(labels, predictions, average="macro", zero_division=0))
+        elif name == "mcc":
+            results[name] = float(sk_metrics.matthews_corrcoef(labels, predictions))
+        elif name in ("pearson", "spearman"):
+            # A constant prediction has no correlation; report 0 rather than NaN (early, untrained heads).
+            if np.std(predictions) == 0 or np.std(labels) == 0:
+                results[name] = 0.0
+            elif name == "pearson":
+                results[name] = float(stats.pearsonr(predictions, labels)[0])
+            else:
+                results[name] = float(stats.spearmanr(predictions, labels)[0])
+    return results
 
 
 # ---- SQuAD ----
@@ -250,12 +299,67 @@ def tagging_scores(predictions: np.ndarray, labels: np.ndarray, label_names: Seq
     }
 
 
+# ---- Scoring a Trainer `EvalPrediction` (the `compute_metrics` a head's `metric_function` returns) ----
+
+
+def scores_of_prediction(prediction, metric_names: list[str]) -> dict[str, float]:
+    """`compute_task_metrics` of argmax predictions (or regression values) against their labels."""
+    return compute_task_metrics(prediction.predictions, prediction.label_ids, metric_names)
+
+
+def tagging_of_prediction(prediction, label_names: list[str] | None, metric_names: list[str]) -> dict[str, float]:
+    """`seqeval` entity scores and token accuracy, plus any other argmax metric the task asked for."""
+    predictions, labels = prediction.predictions, prediction.label_ids
+    return {
+        **compute_task_metrics(predictions, labels, metric_names),
+        **tagging_scores(predictions, labels, label_names),
+    }
+
+
+def squad_of_prediction(prediction, dataset) -> dict[str, float]:
+    """SQuAD exact match and F1 of a span task, from the start/end logits of its windows (rows of `dataset`).
+
+    `dataset` holds the span head's scoring columns (`example_id`, `offset_mapping`, `context`, `answers`).
+    """
+    start_logits, end_logits = prediction.predictions
+    # Rows come from every process, padded with -100 to the longest window; a row may repeat where the last batch
+    # was evened out across processes.
+    rows, first = np.unique(np.asarray(prediction.label_ids).reshape(-1), return_index=True)
+    windows = dataset[rows.tolist()]
+    contexts, answers = {}, {}
+    for example_id, context, gold in zip(windows["example_id"], windows["context"], windows["answers"], strict=True):
+        contexts[example_id], answers[example_id] = context, gold["text"]
+    predicted = postprocess_span_predictions(
+        start_logits[first],
+        end_logits[first],
+        windows["example_id"],
+        windows["offset_mapping"],
+        contexts,
+        # Tasks with unanswerable questions (SQuAD 2.0) may predict the empty answer.
+        null_answers=any(not texts for texts in answers.values()),
+    )
+    return squad_scores([predicted[example_id] for example_id in answers], list(answers.values()))
+
+
+def rouge_of_prediction(prediction, tokenizer, pad_token_id: int) -> dict[str, float]:
+    """ROUGE of the generated summaries against the targets; rows that were not generated (all -100) are skipped."""
+    generated = np.asarray(prediction.predictions)
+    targets = np.asarray(prediction.label_ids)
+    chosen = (generated != IGNORE_INDEX).any(axis=-1)
+    if not chosen.any():
+        return {}
+    generated = np.where(generated[chosen] == IGNORE_INDEX, pad_token_id, generated[chosen])
+    targets = np.where(targets[chosen] == IGNORE_INDEX, pad_token_id, targets[chosen])
+    summaries = tokenizer.batch_decode(generated.tolist(), skip_special_tokens=True)
+    references = tokenizer.batch_decode(targets.tolist(), skip_special_tokens=True)
+    return rouge_scores(summaries, references, use_stemmer=ROUGE_USE_STEMMER)
+
+
 # ---- Scale ----
 
-# What the trainer reports as fractions (0-1): scikit-learn/scipy argmax metrics and seqeval. SQuAD and ROUGE (span and
-# seq2seq heads) are percentages already; losses and counts are no scores.
+# What the trainer reports as fractions (0-1): scikit-learn/scipy argmax metrics and seqeval. SQuAD and ROUGE (heads
+# with `percent_scores`: span and seq2seq) are percentages already; losses and counts are no scores.
 FRACTION_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman", "precision", "recall")
-PERCENT_HEAD_TYPES = ("span", "seq2seq")
 
 
 def metrics_in_percent(metrics: Mapping[str, float], head_type: str | None) -> dict[str, float]:
@@ -264,26 +368,31 @@ def metrics_in_percent(metrics: Mapping[str, float], head_type: str | None) -> d
     Args:
         metrics (`Mapping[str, float]`): metric name -> value, as `MuppetTrainer.evaluate` reports them for the task
             (`eval_<task>_` taken off).
-        head_type (`str`, *optional*): the task's head type; span and seq2seq scores are left as they are (an
-            unknown head type counts as an argmax head).
+        head_type (`str`, *optional*): the task's head type; the scores of heads with `percent_scores` (span,
+            seq2seq) are left as they are (an unknown head type counts as an argmax head).
 
     Returns:
         `dict[str, float]`: the names of `FRACTION_METRICS` times 100; other entries (`loss`, counts) unchanged.
     """
-    if head_type in PERCENT_HEAD_TYPES:
+    if head_type in HEAD_CLASSES and HEAD_CLASSES[head_type].percent_scores:
         return dict(metrics)
     return {name: 100.0 * value if name in FRACTION_METRICS else value for name, value in metrics.items()}
 
 
 __all__ = [
+    "compute_task_metrics",
     "is_bio_tagset",
     "metrics_in_percent",
     "normalize_answer",
     "postprocess_span_predictions",
+    "rouge_of_prediction",
     "rouge_scores",
     "rouge_tokenize",
+    "scores_of_prediction",
     "squad_exact_match",
     "squad_f1",
+    "squad_of_prediction",
     "squad_scores",
+    "tagging_of_prediction",
     "tagging_scores",
 ]

@@ -4,23 +4,26 @@ import importlib
 import json
 import logging
 import os
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrizations import spectral_norm
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, cached_file
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.utils import cached_file
 
 from .configuration_muppet import MuppetConfig, validate_head
-from .losses import (
-    cross_entropy_per_example,
-    mse_per_example,
-    span_loss_per_example,
-    token_cross_entropy_per_example,
+from .heads import (
+    MuppetClassificationHead,
+    MuppetMultipleChoiceHead,
+    MuppetMultiTaskOutput,
+    MuppetRegressionHead,
+    MuppetSeq2SeqHead,
+    MuppetSpanHead,
+    MuppetTokenClassificationHead,
 )
+from .heads import build_head as _build_head
 
 
 logger = logging.getLogger(__name__)
@@ -66,165 +69,6 @@ def declared_pooling(pretrained_model_name_or_path: str | os.PathLike, **hub_kwa
         )
         return None
     return modes[0]
-
-
-@dataclass
-class MuppetMultiTaskOutput(ModelOutput):
-    r"""
-    Output of [`MuppetForMultiTask`].
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when labels are given):
-            Mean of `per_example_loss`, unscaled.
-        per_example_loss (`torch.FloatTensor` of shape `(batch_size,)`, *optional*, returned when labels are given):
-            One loss per example, before the 1/log n scaling that [`MuppetTrainer`] applies.
-        num_outputs (`torch.FloatTensor` of shape `(batch_size,)`, *optional*, returned when labels are given):
-            n per example: the number of classes, valid choices, valid positions or vocabulary entries its head
-            predicts over (1 for regression).
-        logits (`torch.FloatTensor`):
-            `(batch_size, num_labels)` for classification and regression, `(batch_size, num_choices)` for
-            multiple choice, `(batch_size, sequence_length, num_labels)` for tagging and
-            `(batch_size, target_length, vocab_size)` for seq2seq. `None` for span heads.
-        start_logits, end_logits (`torch.FloatTensor` of shape `(batch_size, sequence_length)`, *optional*):
-            Span-start and span-end scores of extractive MRC heads; padding positions hold the dtype's minimum.
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            The backbone's (encoder's) hidden states, when `output_hidden_states=True`.
-        attentions (`tuple(torch.FloatTensor)`, *optional*):
-            The backbone's (encoder's) attention weights, when `output_attentions=True`.
-    """
-
-    loss: torch.FloatTensor | None = None
-    per_example_loss: torch.FloatTensor | None = None
-    num_outputs: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    start_logits: torch.FloatTensor | None = None
-    end_logits: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-
-
-def _projection(in_features: int, out_features: int, use_spectral_norm: bool) -> nn.Linear:
-    linear = nn.Linear(in_features, out_features)
-    # R4F (arXiv 2008.03156 §3.2) bounds each head's Lipschitz constant with spectral normalisation.
-    return spectral_norm(linear) if use_spectral_norm else linear
-
-
-def _pool(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    if pooling == "first":
-        return hidden_states[:, 0]
-    if attention_mask is None:
-        return hidden_states.mean(dim=1)
-    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
-    return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-
-class MuppetClassificationHead(nn.Module):
-    """Sentence-level head (dense, tanh, projection) over the pooled encoder state, as RoBERTa's classifier.
-
-    Serves the `classification` and `regression` types (one output for regression, MSE loss).
-    """
-
-    def __init__(self, config: MuppetConfig, head_type: str, num_labels: int):
-        super().__init__()
-        self.head_type = head_type
-        self.num_labels = num_labels
-        self.dense = _projection(config.hidden_size, config.hidden_size, config.spectral_norm)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.out_proj = _projection(config.hidden_size, num_labels, config.spectral_norm)
-
-    @property
-    def n(self) -> int:
-        return self.num_labels
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(pooled)
-        x = torch.tanh(self.dense(x))
-        return self.out_proj(self.dropout(x))
-
-
-class MuppetMultipleChoiceHead(MuppetClassificationHead):
-    """Sentence-ranking head: scores each `context + choice` encoding with one output; softmax over choices.
-
-    Muppet shares one such head across every commonsense dataset whatever its number of choices (paper §3.2).
-    """
-
-    def __init__(self, config: MuppetConfig, head_type: str = "multiple_choice"):
-        super().__init__(config, head_type, num_labels=1)
-
-    @property
-    def n(self) -> None:
-        # The number of choices varies by example; the model reports it per example in `num_outputs`.
-        return None
-
-
-class MuppetSpanHead(nn.Module):
-    """Extractive MRC head: a start and an end score per token, shared across MRC datasets (paper §3.2)."""
-
-    def __init__(self, config: MuppetConfig, head_type: str = "span"):
-        super().__init__()
-        self.head_type = head_type
-        self.qa_outputs = _projection(config.hidden_size, 2, config.spectral_norm)
-
-    @property
-    def n(self) -> None:
-        # The number of positions is each example's unpadded length, reported in `num_outputs`.
-        return None
-
-    def forward(self, sequence_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start_logits, end_logits = self.qa_outputs(sequence_output).split(1, dim=-1)
-        return start_logits.squeeze(-1), end_logits.squeeze(-1)
-
-
-class MuppetTokenClassificationHead(nn.Module):
-    """Tagging head: one label distribution per token."""
-
-    def __init__(self, config: MuppetConfig, head_type: str, num_labels: int):
-        super().__init__()
-        self.head_type = head_type
-        self.num_labels = num_labels
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = _projection(config.hidden_size, num_labels, config.spectral_norm)
-
-    @property
-    def n(self) -> int:
-        return self.num_labels
-
-    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(sequence_output))
-
-
-class MuppetSeq2SeqHead(nn.Module):
-    """Generation head of encoder-decoder backbones.
-
-    The decoder and LM head belong to the backbone (so its exported checkpoint stays a complete seq2seq model);
-    this module holds no weights and only records the vocabulary size for the 1/log n scaling.
-    """
-
-    def __init__(self, config: MuppetConfig, head_type: str = "seq2seq"):
-        super().__init__()
-        self.head_type = head_type
-        self.vocab_size = config.vocab_size
-
-    @property
-    def n(self) -> int:
-        return self.vocab_size
-
-
-HEAD_CLASSES = {
-    "classification": MuppetClassificationHead,
-    "regression": MuppetClassificationHead,
-    "multiple_choice": MuppetMultipleChoiceHead,
-    "span": MuppetSpanHead,
-    "token_classification": MuppetTokenClassificationHead,
-    "seq2seq": MuppetSeq2SeqHead,
-}
-
-
-def _build_head(config: MuppetConfig, spec: dict) -> nn.Module:
-    head_class = HEAD_CLASSES[spec["type"]]
-    if "num_labels" in spec:
-        return head_class(config, spec["type"], spec["num_labels"])
-    return head_class(config, spec["type"])
 
 
 def _lora_module():
@@ -454,111 +298,45 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         """
         if head not in self.heads:
             raise ValueError(f"unknown head {head!r}; this model has heads {sorted(self.heads)}")
-        module = self.heads[head]
         if self.config.lora is not None:
             _lora_module().activate_adapters(self, head)
-        if module.head_type == "seq2seq":
-            return self._forward_seq2seq(
-                input_ids, attention_mask, inputs_embeds, labels, decoder_input_ids, decoder_attention_mask
-            )
+        # The head runs the backbone and computes its own loss (`muppet_hf.heads`).
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "inputs_embeds": inputs_embeds,
+            "choice_mask": choice_mask,
+            "labels": labels,
+            "start_positions": start_positions,
+            "end_positions": end_positions,
+            "decoder_input_ids": decoder_input_ids,
+            "decoder_attention_mask": decoder_attention_mask,
+            "output_hidden_states": output_hidden_states,
+            "output_attentions": output_attentions,
+        }
+        return self.heads[head](self, inputs)
 
-        batch_size = None
-        if module.head_type == "multiple_choice":
-            # Encode every choice as its own sequence: [batch, choices, length] -> [batch * choices, length].
-            leading = input_ids if input_ids is not None else inputs_embeds
-            batch_size, num_choices = leading.shape[:2]
-            input_ids = input_ids.flatten(0, 1) if input_ids is not None else None
-            inputs_embeds = inputs_embeds.flatten(0, 1) if inputs_embeds is not None else None
-            attention_mask = attention_mask.flatten(0, 1) if attention_mask is not None else None
-            token_type_ids = token_type_ids.flatten(0, 1) if token_type_ids is not None else None
-
+    def encode(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutput:
+        """The encoder's outputs for a batch of sequences: what every head but `seq2seq` reads."""
         encoder_kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "inputs_embeds": inputs_embeds}
         if token_type_ids is not None:
             # Only tokenizers of models that have segment embeddings emit them (mpnet, bart and t5 do not).
             encoder_kwargs["token_type_ids"] = token_type_ids
-        encoder_outputs = self.get_encoder()(
+        return self.get_encoder()(
             **encoder_kwargs,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
         )
-        sequence_output = encoder_outputs.last_hidden_state
-        outputs = MuppetMultiTaskOutput(
-            hidden_states=encoder_outputs.hidden_states, attentions=encoder_outputs.attentions
-        )
-
-        if module.head_type in ("classification", "regression"):
-            outputs.logits = module(_pool(sequence_output, attention_mask, self.config.pooling))
-            if labels is not None:
-                if module.num_labels == 1:
-                    outputs.per_example_loss = mse_per_example(outputs.logits, labels)
-                else:
-                    outputs.per_example_loss = cross_entropy_per_example(outputs.logits, labels)
-                outputs.num_outputs = torch.full_like(outputs.per_example_loss, float(module.num_labels))
-        elif module.head_type == "multiple_choice":
-            scores = module(_pool(sequence_output, attention_mask, self.config.pooling)).view(batch_size, num_choices)
-            if choice_mask is None:
-                choice_mask = torch.ones_like(scores, dtype=torch.bool)
-            outputs.logits = scores.masked_fill(~choice_mask.bool(), torch.finfo(scores.dtype).min)
-            if labels is not None:
-                outputs.per_example_loss = cross_entropy_per_example(outputs.logits, labels)
-                outputs.num_outputs = choice_mask.sum(dim=-1).to(outputs.per_example_loss.dtype)
-        elif module.head_type == "span":
-            start_logits, end_logits = module(sequence_output)
-            if attention_mask is not None:
-                padding = attention_mask == 0
-                start_logits = start_logits.masked_fill(padding, torch.finfo(start_logits.dtype).min)
-                end_logits = end_logits.masked_fill(padding, torch.finfo(end_logits.dtype).min)
-            outputs.start_logits, outputs.end_logits = start_logits, end_logits
-            if start_positions is not None and end_positions is not None:
-                outputs.per_example_loss = span_loss_per_example(
-                    start_logits, end_logits, start_positions, end_positions
-                )
-                positions = attention_mask.sum(dim=-1) if attention_mask is not None else sequence_output.shape[1]
-                outputs.num_outputs = (
-                    torch.as_tensor(positions, device=start_logits.device)
-                    .expand(start_logits.shape[0])
-                    .to(outputs.per_example_loss.dtype)
-                )
-        else:  # token_classification
-            outputs.logits = module(sequence_output)
-            if labels is not None:
-                outputs.per_example_loss = token_cross_entropy_per_example(outputs.logits, labels)
-                outputs.num_outputs = torch.full_like(outputs.per_example_loss, float(module.num_labels))
-
-        if outputs.per_example_loss is not None:
-            outputs.loss = outputs.per_example_loss.mean()
-        return outputs
-
-    def _forward_seq2seq(
-        self,
-        input_ids: torch.LongTensor | None,
-        attention_mask: torch.Tensor | None,
-        inputs_embeds: torch.FloatTensor | None,
-        labels: torch.LongTensor | None,
-        decoder_input_ids: torch.LongTensor | None,
-        decoder_attention_mask: torch.Tensor | None,
-    ) -> MuppetMultiTaskOutput:
-        if decoder_input_ids is None:
-            if labels is None:
-                raise ValueError("the seq2seq head needs `labels` or `decoder_input_ids`")
-            decoder_input_ids = self.backbone.prepare_decoder_input_ids_from_labels(labels=labels)
-        seq2seq_outputs = self.backbone(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-            return_dict=True,
-        )
-        outputs = MuppetMultiTaskOutput(logits=seq2seq_outputs.logits)
-        if labels is not None:
-            outputs.per_example_loss = token_cross_entropy_per_example(
-                seq2seq_outputs.logits, labels, label_smoothing=self.config.label_smoothing
-            )
-            outputs.num_outputs = torch.full_like(outputs.per_example_loss, float(self.config.vocab_size))
-            outputs.loss = outputs.per_example_loss.mean()
-        return outputs
 
 
 __all__ = [
@@ -567,6 +345,7 @@ __all__ = [
     "MuppetMultiTaskOutput",
     "MuppetMultipleChoiceHead",
     "MuppetPreTrainedModel",
+    "MuppetRegressionHead",
     "MuppetSeq2SeqHead",
     "MuppetSpanHead",
     "MuppetTokenClassificationHead",

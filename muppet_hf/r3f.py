@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .losses import IGNORE_INDEX, symmetric_kl
-from .modeling_muppet import MuppetForMultiTask, MuppetMultiTaskOutput
+from .heads import MuppetMultiTaskOutput, head_class
+from .losses import symmetric_kl
+from .modeling_muppet import MuppetForMultiTask
 
 
 def token_embeddings(model: MuppetForMultiTask) -> nn.Embedding:
@@ -93,28 +94,56 @@ def fork_rng(device: torch.device):
     return torch.random.fork_rng(devices=devices, device_type=device.type)
 
 
+def clean_and_noised(
+    model: nn.Module, embeddings: nn.Embedding, inputs: dict, eps: float, noise_type: str
+) -> tuple[MuppetMultiTaskOutput, MuppetMultiTaskOutput]:
+    """The clean and the noised forward passes of one sub-batch, with the same dropout masks.
+
+    Args:
+        model (`nn.Module`): the model as trained (possibly wrapped by DDP or FSDP).
+        embeddings (`nn.Embedding`): its encoder's token embeddings ([`token_embeddings`] of the unwrapped model).
+        inputs (`dict`): the keyword arguments of the forward pass.
+        eps (`float`), noise_type (`str`): see [`sample_noise`].
+    """
+    # Sampled before the forks, so both passes below draw the same dropout masks: the KL then measures the effect
+    # of the embedding noise alone, and is exactly 0 at eps = 0.
+    noise = sample_noise(inputs["input_ids"], embeddings.embedding_dim, eps, noise_type, embeddings.weight.dtype)
+    with fork_rng(inputs["input_ids"].device), capture_embeddings(embeddings) as clean:
+        outputs = model(**inputs)
+    # The noised pass reuses the clean pass's lookup, so the word-embedding gradient is built once.
+    with embedding_noise(embeddings, clean[0], noise):
+        noised = model(**inputs)
+    return outputs, noised
+
+
 def r3f_divergence(
     head_type: str, clean: MuppetMultiTaskOutput, noised: MuppetMultiTaskOutput, inputs: dict
 ) -> torch.Tensor | None:
     """Symmetric KL between the clean and noised output distributions, one value per example.
 
-    Classification and multiple choice compare the class / choice distributions (padding choices hold the dtype's
-    minimum on both sides and contribute 0); span heads average the start and end distributions; tagging and
-    seq2seq average over the labelled tokens. Regression has no distribution: returns `None` (R3F skips it).
+    The head compares what it predicts (`MuppetHead.compared_logits`): classification and multiple choice their
+    class / choice distributions (padding choices hold the dtype's minimum on both sides and contribute 0); span
+    heads the start and end distributions, averaged; tagging and seq2seq the labelled tokens, averaged. Regression
+    has no distribution: returns `None` (R3F skips it).
     """
-    if head_type == "regression":
+    head = head_class(head_type)
+    if not head.compares_distributions:
         return None
-    if head_type in ("classification", "multiple_choice"):
-        return symmetric_kl(clean.logits, noised.logits)
-    if head_type == "span":
-        start = symmetric_kl(clean.start_logits, noised.start_logits)
-        end = symmetric_kl(clean.end_logits, noised.end_logits)
-        return (start + end) / 2
-    if head_type in ("token_classification", "seq2seq"):
-        labels = inputs.get("labels")
-        mask = labels != IGNORE_INDEX if labels is not None else None
-        return symmetric_kl(clean.logits, noised.logits, mask=mask)
-    raise ValueError(f"R3F: unknown head type {head_type!r}")
+    divergences = [
+        symmetric_kl(clean_logits, noised_logits, mask=mask)
+        for (clean_logits, mask), (noised_logits, _) in zip(
+            head.compared_logits(clean, inputs), head.compared_logits(noised, inputs), strict=True
+        )
+    ]
+    return sum(divergences) / len(divergences)
 
 
-__all__ = ["capture_embeddings", "embedding_noise", "fork_rng", "r3f_divergence", "sample_noise", "token_embeddings"]
+__all__ = [
+    "capture_embeddings",
+    "clean_and_noised",
+    "embedding_noise",
+    "fork_rng",
+    "r3f_divergence",
+    "sample_noise",
+    "token_embeddings",
+]

@@ -1,7 +1,8 @@
 """Multi-task batch sampling for Muppet pre-finetuning (Aghajanyan et al., arXiv 2101.11038 §3.1, §5.2).
 
 [`MultiTaskDataset`] puts the tokenized datasets of all tasks behind one global index; [`MultiTaskBatchSampler`]
-yields lists of global indices, each list a *sub-batch* of one task. The sampler plans one epoch at a time from
+yields lists of global indices, each list a *sub-batch* of one task, which the dataset returns as one [`SubBatch`]
+that names its task once. The sampler plans one epoch at a time from
 `(seed, epoch)` alone, so a run is deterministic and a resumed run replays the same stream.
 
 Updates are contiguous blocks of `update_size` sub-batches in the sampler's global stream. With several processes,
@@ -12,6 +13,7 @@ sub-batches make exactly one optimizer update across all processes, each process
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import datasets
 import numpy as np
@@ -88,8 +90,24 @@ def source_examples(dataset: datasets.Dataset | Sequence[dict], column: str = EX
     return np.unique(ids.astype(str), return_inverse=True)[1].astype(np.int64)
 
 
+@dataclass
+class SubBatch:
+    """Examples of one task, fetched together: the task travels once, as the sub-batch's key.
+
+    Args:
+        task (`str`): the task's name.
+        columns (`dict[str, list]`): column name -> one value per example.
+        rows (`list[int]`, *optional*): each example's row in its task's dataset (names a bad sub-batch, finds the
+            scoring columns of span windows, bounds generation).
+    """
+
+    task: str
+    columns: dict[str, list]
+    rows: list[int] | None = None
+
+
 class MultiTaskDataset(torch.utils.data.Dataset):
-    """The datasets of several tasks behind one global index; each example comes back with its `task` name.
+    """The datasets of several tasks behind one global index; a fetch returns one [`SubBatch`] of one task.
 
     Indices `offsets[t] .. offsets[t + 1] - 1` belong to task `t`. Fetching goes through `__getitems__`, so a
     sub-batch of one task costs one batched read of its `datasets.Dataset`.
@@ -115,26 +133,27 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     def task_of(self, index: int) -> int:
         return int(np.searchsorted(self.offsets, index, side="right") - 1)
 
-    def __getitem__(self, index: int) -> dict:
-        return self.__getitems__([index])[0]
+    def __getitem__(self, index: int) -> SubBatch:
+        return self.__getitems__([index])
 
-    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+    def __getitems__(self, indices: Sequence[int]) -> SubBatch:
+        """The examples at global `indices`, all of one task (a sub-batch of [`MultiTaskBatchSampler`])."""
         indices = np.asarray(indices, dtype=np.int64)
-        task_ids = np.searchsorted(self.offsets, indices, side="right") - 1
-        examples: list[dict | None] = [None] * len(indices)
-        for task_id in np.unique(task_ids):
-            positions = np.flatnonzero(task_ids == task_id)
-            local = (indices[positions] - self.offsets[task_id]).tolist()
-            dataset = self.datasets[task_id]
-            name = self.task_names[task_id]
-            if isinstance(dataset, datasets.Dataset):
-                rows = dataset[local]
-                for row, (position, index) in enumerate(zip(positions, local, strict=True)):
-                    examples[position] = {"task": name, "index": index, **{k: v[row] for k, v in rows.items()}}
-            else:
-                for position, index in zip(positions, local, strict=True):
-                    examples[position] = {"task": name, "index": index, **dataset[index]}
-        return examples
+        if indices.size == 0:
+            raise ValueError("MultiTaskDataset: a sub-batch needs at least one index")
+        task_id = self.task_of(int(indices[0]))
+        start, end = self.offsets[task_id], self.offsets[task_id + 1]
+        if not ((indices >= start) & (indices < end)).all():
+            tasks = sorted({self.task_names[self.task_of(int(index))] for index in indices})
+            raise ValueError(f"a sub-batch must hold a single task (one head, one collator); it holds {tasks}")
+        rows = (indices - start).tolist()
+        dataset = self.datasets[task_id]
+        if isinstance(dataset, datasets.Dataset):
+            columns = dict(dataset[rows])
+        else:
+            examples = [dataset[row] for row in rows]
+            columns = {key: [example[key] for example in examples] for key in examples[0]}
+        return SubBatch(self.task_names[task_id], columns, rows)
 
 
 def task_weights(sizes: Sequence[int], task_sampling: str, temperature: float = 1.0) -> np.ndarray:
@@ -506,6 +525,7 @@ def benchmark_sampler(
 __all__ = [
     "MultiTaskBatchSampler",
     "MultiTaskDataset",
+    "SubBatch",
     "benchmark_sampler",
     "example_lengths",
     "example_shapes",

@@ -23,22 +23,23 @@ import datasets
 import numpy as np
 import torch
 from accelerate.utils import gather_object
-from scipy import stats
-from sklearn import metrics as sk_metrics
 from torch import nn
 from torch.utils.data import DataLoader
-from transformers import EvalPrediction, PreTrainedTokenizerBase, Trainer, TrainerCallback
-from transformers.trainer_utils import seed_worker
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
+from transformers.trainer_utils import (
+    seed_worker,
+)
 
 from .callbacks import HeadWarmupCallback, NonFiniteLossCallback, _log_skipped_updates
-from .collator import MuppetDataCollator
+from .collator import MuppetDataCollator, pad_token_id_of
 from .distributed import idle_heads_term
+from .heads import head_class
 from .lora import add_lora_from_arguments
-from .losses import IGNORE_INDEX, log_n_scale
-from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
+from .losses import log_n_scale
 from .modeling_muppet import MuppetForMultiTask
+from .multitask_evaluation import MultiTaskEvaluationMixin
 from .optimization import split_backbone_groups
-from .r3f import capture_embeddings, embedding_noise, fork_rng, r3f_divergence, sample_noise, token_embeddings
+from .r3f import clean_and_noised, r3f_divergence, token_embeddings
 from .safety import refuse_canary
 from .sampling import MultiTaskBatchSampler, MultiTaskDataset
 from .tasks.preprocessing import DEFAULT_MAX_TARGET_LENGTH
@@ -48,70 +49,19 @@ from .training_args import MuppetTrainingArguments
 
 logger = logging.getLogger(__name__)
 
-# Metrics each head type reports when a task names none.
-DEFAULT_METRICS = {
-    "classification": ["accuracy"],
-    "regression": ["pearson", "spearman"],
-    "multiple_choice": ["accuracy"],
-    # Entity precision/recall/F1 and token accuracy (`muppet_hf.metrics.tagging_scores`).
-    "token_classification": ["seqeval"],
-    "span": ["squad"],
-    "seq2seq": ["rouge"],
-}
-# Metrics computed from argmax predictions.
-SUPPORTED_METRICS = ("accuracy", "f1", "macro_f1", "mcc", "pearson", "spearman")
-# Metrics of decoded text (`muppet_hf.metrics`), by the head type that produces it.
-TEXT_METRICS = {"span": "squad", "seq2seq": "rouge"}
-# Columns of a span task's evaluation windows that SQuAD scoring reads (`prepare_task` keeps them off `train`).
-SPAN_SCORING_COLUMNS = ("example_id", "offset_mapping", "context", "answers")
 # Generation for ROUGE is the costly part of evaluation: by default only the first 256 examples of a split are
 # summarised (greedy), enough to follow training; pass `generation_max_examples=None` to score them all.
 DEFAULT_GENERATION_MAX_EXAMPLES = 256
-# As summarisation papers and the Hugging Face examples do, ROUGE compares Porter-stemmed words.
-ROUGE_USE_STEMMER = True
 
 
-def compute_task_metrics(predictions: np.ndarray, labels: np.ndarray, metric_names: list[str]) -> dict[str, float]:
-    """Offline metrics of one task with scikit-learn / scipy; positions labelled -100 (padding) are ignored.
-
-    Args:
-        predictions (`np.ndarray`): predicted class ids (or values, for regression), any shape.
-        labels (`np.ndarray`): gold labels, same shape.
-        metric_names (`list[str]`): names from `SUPPORTED_METRICS`; other names are skipped.
-    """
-    predictions, labels = np.asarray(predictions).reshape(-1), np.asarray(labels).reshape(-1)
-    keep = labels != IGNORE_INDEX
-    predictions, labels = predictions[keep], labels[keep]
-    results = {}
-    for name in metric_names:
-        if name == "accuracy":
-            results[name] = float(sk_metrics.accuracy_score(labels, predictions))
-        elif name == "f1":
-            average = "binary" if len(np.unique(labels)) <= 2 and set(np.unique(labels)) <= {0, 1} else "macro"
-            results[name] = float(sk_metrics.f1_score(labels, predictions, average=average, zero_division=0))
-        elif name == "macro_f1":
-            results[name] = float(sk_metrics.f1_score(labels, predictions, average="macro", zero_division=0))
-        elif name == "mcc":
-            results[name] = float(sk_metrics.matthews_corrcoef(labels, predictions))
-        elif name in ("pearson", "spearman"):
-            # A constant prediction has no correlation; report 0 rather than NaN (early, untrained heads).
-            if np.std(predictions) == 0 or np.std(labels) == 0:
-                results[name] = 0.0
-            elif name == "pearson":
-                results[name] = float(stats.pearsonr(predictions, labels)[0])
-            else:
-                results[name] = float(stats.spearmanr(predictions, labels)[0])
-    return results
-
-
-class MuppetTrainer(CheckpointMixin, Trainer):
+class MuppetTrainer(MultiTaskEvaluationMixin, CheckpointMixin, Trainer):
     r"""
     [`~transformers.Trainer`] for Muppet pre-finetuning of a [`MuppetForMultiTask`] on many tasks at once.
 
     It overrides the Trainer where multi-task training differs: `get_train_dataloader` (sub-batches of one task
-    each), `compute_loss` and `training_step` (scaled per-task losses, R3F), `log` (per-task metrics), `evaluate`
-    and `prediction_step` (each task on its own head), `create_optimizer` (`backbone_learning_rate`) and
-    `push_to_hub` (refused for a canary model). Checkpoints without pickles and exact resumes come from
+    each), `compute_loss` and `training_step` (scaled per-task losses, R3F), `log` (per-task metrics),
+    `create_optimizer` (`backbone_learning_rate`) and `push_to_hub` (refused for a canary model). `evaluate` and
+    `prediction_step` (each task on its own head) come from [`MultiTaskEvaluationMixin`]; checkpoints without pickles and exact resumes come from
     [`~muppet_hf.trainer_checkpoints.CheckpointMixin`]; skipping non-finite updates and the head-only warm-up are
     callbacks (`muppet_hf.callbacks`).
 
@@ -125,20 +75,12 @@ class MuppetTrainer(CheckpointMixin, Trainer):
             checkpoint; its `pad_token_id` pads sub-batches.
         data_collator (`Callable`, *optional*): defaults to [`MuppetDataCollator`] built from the model's config.
         task_metrics (`dict[str, list[str]]`, *optional*): metric names per task (e.g. `TaskSpec.metrics`);
-            defaults by head type (accuracy; pearson/spearman for regression; `seqeval` for token classification;
-            `squad` for span; `rouge` for seq2seq).
+            defaults to the head's `default_metrics` (accuracy; pearson/spearman for regression; `seqeval` for token
+            classification; `squad` for span; `rouge` for seq2seq).
         callbacks (`list[TrainerCallback]`, *optional*): extra callbacks.
         generation_max_examples (`int`, *optional*, defaults to 256): `rouge` scores summaries of only the first
             this many examples of each seq2seq evaluation split (greedy generation is slow); `None` scores all.
         generation_max_new_tokens (`int`, *optional*, defaults to 64): length cap of generated summaries.
-
-    Evaluation: `squad` (span heads) post-processes the start/end logits of all windows of each question into an
-    answer and reports `exact_match` and `f1`; it needs the `example_id`, `offset_mapping`, `context` and `answers`
-    columns that `prepare_task` keeps on non-train splits, and lets a task with unanswerable questions (empty gold
-    lists, SQuAD 2.0) predict the empty answer. `rouge` (seq2seq heads) reports `rouge1`, `rouge2` and
-    `rougeL` of greedy generations, decoded with `processing_class`. Both are percentages. `seqeval` (token
-    classification heads) reports entity `precision`, `recall` and `f1` when the head's `label_names` are BIO tags,
-    and token `accuracy` always (fractions, as the other argmax metrics).
 
     Logging: every `logging_steps`, `loss/<task>` (mean scaled loss of the task's sub-batches since the last log) and
     `examples_seen/<task>` (cumulative, all processes), averaged and flushed in `log()`.
@@ -192,7 +134,7 @@ class MuppetTrainer(CheckpointMixin, Trainer):
             data_collator = MuppetDataCollator(
                 task_heads=dict(model.config.tasks),
                 head_types=self.head_types,
-                pad_token_id=_pad_token_id(processing_class, model),
+                pad_token_id=pad_token_id_of(processing_class, model),
             )
         super().__init__(
             model=model,
@@ -313,26 +255,13 @@ class MuppetTrainer(CheckpointMixin, Trainer):
         inputs = dict(inputs)
         task = inputs.pop("task")
         example_indices = inputs.pop("example_indices", None)
-        head_type = self.head_types[inputs["head"]]
+        head = head_class(self.head_types[inputs["head"]])
         training = model.training
-        use_r3f = training and self.args.r3f_lambda > 0 and head_type != "regression"
+        use_r3f = training and self.args.r3f_lambda > 0 and head.compares_distributions
 
         if use_r3f:
             embeddings = token_embeddings(self.accelerator.unwrap_model(model))
-            # Sampled before the forks, so both passes below draw the same dropout masks: the KL then measures the
-            # effect of the embedding noise alone, and is exactly 0 at eps = 0.
-            noise = sample_noise(
-                inputs["input_ids"],
-                embeddings.embedding_dim,
-                self.args.r3f_eps,
-                self.args.r3f_noise,
-                embeddings.weight.dtype,
-            )
-            with fork_rng(inputs["input_ids"].device), capture_embeddings(embeddings) as clean:
-                outputs = model(**inputs)
-            # The noised pass reuses the clean pass's lookup, so the word-embedding gradient is built once.
-            with embedding_noise(embeddings, clean[0], noise):
-                noised = model(**inputs)
+            outputs, noised = clean_and_noised(model, embeddings, inputs, self.args.r3f_eps, self.args.r3f_noise)
         else:
             outputs = model(**inputs)
 
@@ -344,7 +273,7 @@ class MuppetTrainer(CheckpointMixin, Trainer):
         task_loss = per_example.mean()
         loss = task_loss
         if use_r3f:
-            divergence = r3f_divergence(head_type, outputs, noised, inputs)
+            divergence = r3f_divergence(head.head_type, outputs, noised, inputs)
             loss = loss + self.args.r3f_lambda * divergence.mean()
         if training and self.is_fsdp_enabled:
             # FSDP2 reduces the heads' gradients as one buffer: every process must give every head one.
@@ -425,172 +354,6 @@ class MuppetTrainer(CheckpointMixin, Trainer):
         super().log({**logs, **metrics}, start_time)
         self._metrics[mode].clear()
 
-    # ---- Evaluation ----
-
-    def evaluate(
-        self,
-        eval_dataset: dict[str, datasets.Dataset] | str | None = None,
-        ignore_keys: list[str] | None = None,
-        metric_key_prefix: str = "eval",
-    ) -> dict[str, float]:
-        """Evaluates every task on its own, reporting `<prefix>_<task>_loss` and `<prefix>_<task>_<metric>`.
-
-        The loss is on the training objective's scale (1/log n: 1.0 is a uniform guess on every head). Span tasks
-        add `exact_match` and `f1` (metric `squad`), seq2seq tasks `rouge1`, `rouge2` and `rougeL` (metric `rouge`).
-        """
-        if isinstance(eval_dataset, str):
-            eval_dataset = {eval_dataset: self.eval_dataset[eval_dataset]}
-        eval_dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        if not isinstance(eval_dataset, dict):
-            raise TypeError("MuppetTrainer.evaluate needs a dict of task name -> dataset (one head per task)")
-        results = {}
-        for task, dataset in eval_dataset.items():
-            if task not in self.model.config.tasks:
-                raise ValueError(f"evaluate: task {task!r} has no head in `model.config.tasks`")
-            compute_metrics = self.compute_metrics
-            self.compute_metrics = self._task_compute_metrics(task, dataset)
-            self._nonfinite_eval_rows = None
-            # The filter is off for training (it reads every sub-batch's loss on the host), but evaluation reads its
-            # losses anyway: it keeps the loss of the finite rows, and `_nonfinite_eval_report` counts the others.
-            nan_inf_filter, self.args.logging_nan_inf_filter = self.args.logging_nan_inf_filter, True
-            try:
-                results.update(
-                    super().evaluate(MultiTaskDataset({task: dataset}), ignore_keys, f"{metric_key_prefix}_{task}")
-                )
-            finally:
-                self.compute_metrics = compute_metrics
-                self.args.logging_nan_inf_filter = nan_inf_filter
-            results.update(self._nonfinite_eval_report(task, f"{metric_key_prefix}_{task}"))
-        return results
-
-    def _nonfinite_eval_report(self, task: str, prefix: str) -> dict[str, float]:
-        """`{prefix}_nonfinite_rows` when some evaluation rows had a NaN/inf loss, which the Trainer's loss leaves out.
-
-        `transformers` drops non-finite sub-batch losses from the evaluation loss (`logging_nan_inf_filter`), so the
-        loss reported is that of the finite rows only; the count says how many rows it does not cover.
-        """
-        count = self._nonfinite_eval_rows
-        if count is None:
-            # Every process takes part in the reduction below, also one that evaluated no sub-batch.
-            count = torch.zeros((), dtype=torch.long, device=self.args.device)
-        if self.args.world_size > 1:
-            count = self.accelerator.reduce(count, reduction="sum")
-        count = int(count.item())
-        if count == 0:
-            return {}
-        logger.warning(
-            "evaluate: task %r, %d rows had a non-finite loss; `%s_loss` covers the other rows only",
-            task,
-            count,
-            prefix,
-        )
-        return {f"{prefix}_nonfinite_rows": float(count)}
-
-    def _metric_names(self, task: str) -> list[str]:
-        head_type = self.head_types[self.model.config.tasks[task]]
-        return list(self.task_metrics.get(task, DEFAULT_METRICS[head_type]))
-
-    def _task_compute_metrics(self, task: str, dataset: datasets.Dataset) -> Callable | None:
-        """The `compute_metrics` of one task's evaluation, or None when it reports its loss only."""
-        head_type = self.head_types[self.model.config.tasks[task]]
-        names = self._metric_names(task)
-        if head_type == "token_classification" and "seqeval" in names:
-            label_names = self.model.config.heads[self.model.config.tasks[task]].get("label_names")
-            names = [name for name in names if name in SUPPORTED_METRICS]
-            return partial(_tagging_of_prediction, label_names=label_names, metric_names=names)
-        if head_type not in TEXT_METRICS:
-            names = [name for name in names if name in SUPPORTED_METRICS]
-            return partial(_metrics_of_prediction, metric_names=names) if names else None
-        metric = TEXT_METRICS[head_type]
-        if metric not in names:
-            return None
-        # A metric the task asked for must be computable; the head type's default is dropped quietly when not.
-        asked = task in self.task_metrics
-        if head_type == "span":
-            columns = dataset.column_names if isinstance(dataset, datasets.Dataset) else []
-            missing = [column for column in SPAN_SCORING_COLUMNS if column not in columns]
-            if missing:
-                if asked:
-                    raise ValueError(
-                        f"evaluate: task {task!r}, metric `squad` needs the columns {list(SPAN_SCORING_COLUMNS)} of "
-                        f"a non-train split made by `prepare_task`; the evaluation dataset lacks {missing}"
-                    )
-                return None
-            return partial(_squad_of_prediction, dataset=dataset.select_columns(list(SPAN_SCORING_COLUMNS)))
-        if self.processing_class is None:
-            if asked:
-                raise ValueError(
-                    f"evaluate: task {task!r}, metric `rouge` decodes generated summaries; give the trainer the "
-                    "tokenizer as `processing_class`"
-                )
-            return None
-        return partial(
-            _rouge_of_prediction,
-            tokenizer=self.processing_class,
-            pad_token_id=_pad_token_id(self.processing_class, self.model),
-        )
-
-    def prediction_step(
-        self, model: nn.Module, inputs: dict, prediction_loss_only: bool, ignore_keys: list[str] | None = None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
-        """Loss, predictions and labels of one task's sub-batch.
-
-        Predictions are class ids, regression values or token class ids, with the labels. Span heads return
-        `(start_logits, end_logits)`, and as labels each window's row in its task's dataset (the gold answers are
-        texts, read from the dataset when scoring). Seq2seq heads whose task reports `rouge` return greedy
-        generations of the examples among the first `generation_max_examples` rows of the split (other rows are
-        all -100), with the target ids as labels.
-        """
-        inputs = self._prepare_inputs(inputs)
-        head_type = self.head_types[inputs["head"]]
-        labels = inputs.get("labels")
-        with torch.no_grad(), self.compute_loss_context_manager():
-            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
-        loss = loss.detach()
-        # Counted on the device (no host sync per sub-batch); reported by `evaluate()` beside the task's loss.
-        nonfinite = (~torch.isfinite(outputs.per_example_loss.detach())).sum()
-        self._nonfinite_eval_rows = (
-            nonfinite if self._nonfinite_eval_rows is None else self._nonfinite_eval_rows + nonfinite
-        )
-        if prediction_loss_only:
-            return loss, None, None
-        if head_type == "span":
-            rows = inputs.get("example_indices")
-            if rows is None:
-                return loss, None, None
-            return loss, (outputs.start_logits.detach(), outputs.end_logits.detach()), rows
-        if head_type == "seq2seq":
-            if "rouge" not in self._metric_names(inputs["task"]) or self.processing_class is None:
-                return loss, None, None
-            return loss, self._generate(model, inputs), labels
-        if head_type == "regression":
-            predictions = outputs.logits.view(-1)
-        else:
-            predictions = outputs.logits.argmax(dim=-1)
-        return loss, predictions, labels
-
-    def _generate(self, model: nn.Module, inputs: dict) -> torch.Tensor:
-        """Greedy generations of the sub-batch's rows below `generation_max_examples`; other rows are all -100."""
-        rows = inputs["example_indices"]
-        chosen = torch.ones_like(rows, dtype=torch.bool)
-        if self.generation_max_examples is not None:
-            chosen = rows < self.generation_max_examples
-        generated = torch.full((rows.shape[0], 1), IGNORE_INDEX, dtype=torch.long, device=rows.device)
-        if not chosen.any():
-            return generated
-        attention_mask = inputs.get("attention_mask")
-        summaries = self.accelerator.unwrap_model(model).generate(
-            input_ids=inputs["input_ids"][chosen],
-            attention_mask=attention_mask[chosen] if attention_mask is not None else None,
-            max_new_tokens=self.generation_max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            pad_token_id=_pad_token_id(self.processing_class, self.model),
-        )
-        generated = generated.new_full((rows.shape[0], summaries.shape[1]), IGNORE_INDEX)
-        generated[chosen] = summaries
-        return generated
-
     def push_to_hub(self, *args, allow_canary: bool = False, **kwargs):
         """`Trainer.push_to_hub`, refused for a model trained on BIG-bench data unless `allow_canary=True`."""
         if self.model.config.canary:
@@ -598,66 +361,6 @@ class MuppetTrainer(CheckpointMixin, Trainer):
         return super().push_to_hub(*args, **kwargs)
 
 
-def _pad_token_id(tokenizer: PreTrainedTokenizerBase | None, model: MuppetForMultiTask) -> int:
-    """The tokenizer's padding id, else the backbone's, else 0."""
-    pad_token_id = tokenizer.pad_token_id if tokenizer is not None else None
-    return pad_token_id if pad_token_id is not None else (model.config.base_model_config.pad_token_id or 0)
-
-
-def _metrics_of_prediction(prediction: EvalPrediction, metric_names: list[str]) -> dict[str, float]:
-    return compute_task_metrics(prediction.predictions, prediction.label_ids, metric_names)
-
-
-def _tagging_of_prediction(
-    prediction: EvalPrediction, label_names: list[str] | None, metric_names: list[str]
-) -> dict[str, float]:
-    """`seqeval` entity scores and token accuracy, plus any other argmax metric the task asked for."""
-    predictions, labels = prediction.predictions, prediction.label_ids
-    return {
-        **compute_task_metrics(predictions, labels, metric_names),
-        **tagging_scores(predictions, labels, label_names),
-    }
-
-
-def _squad_of_prediction(prediction: EvalPrediction, dataset: datasets.Dataset) -> dict[str, float]:
-    """SQuAD exact match and F1 of a span task, from the start/end logits of its windows (rows of `dataset`)."""
-    start_logits, end_logits = prediction.predictions
-    # Rows come from every process, padded with -100 to the longest window; a row may repeat where the last batch
-    # was evened out across processes.
-    rows, first = np.unique(np.asarray(prediction.label_ids).reshape(-1), return_index=True)
-    windows = dataset[rows.tolist()]
-    contexts, answers = {}, {}
-    for example_id, context, gold in zip(windows["example_id"], windows["context"], windows["answers"], strict=True):
-        contexts[example_id], answers[example_id] = context, gold["text"]
-    predicted = postprocess_span_predictions(
-        start_logits[first],
-        end_logits[first],
-        windows["example_id"],
-        windows["offset_mapping"],
-        contexts,
-        # Tasks with unanswerable questions (SQuAD 2.0) may predict the empty answer.
-        null_answers=any(not texts for texts in answers.values()),
-    )
-    return squad_scores([predicted[example_id] for example_id in answers], list(answers.values()))
-
-
-def _rouge_of_prediction(
-    prediction: EvalPrediction, tokenizer: PreTrainedTokenizerBase, pad_token_id: int
-) -> dict[str, float]:
-    """ROUGE of the generated summaries against the targets; rows that were not generated (all -100) are skipped."""
-    generated = np.asarray(prediction.predictions)
-    targets = np.asarray(prediction.label_ids)
-    chosen = (generated != IGNORE_INDEX).any(axis=-1)
-    if not chosen.any():
-        return {}
-    generated = np.where(generated[chosen] == IGNORE_INDEX, pad_token_id, generated[chosen])
-    targets = np.where(targets[chosen] == IGNORE_INDEX, pad_token_id, targets[chosen])
-    summaries = tokenizer.batch_decode(generated.tolist(), skip_special_tokens=True)
-    references = tokenizer.batch_decode(targets.tolist(), skip_special_tokens=True)
-    return rouge_scores(summaries, references, use_stemmer=ROUGE_USE_STEMMER)
-
-
 __all__ = [
     "MuppetTrainer",
-    "compute_task_metrics",
 ]

@@ -106,7 +106,7 @@ class MuppetTrainingArguments(TrainingArguments):
             query and value (`query`/`value` for bert, roberta, electra; `q`/`v` for mpnet and t5; `query_proj`/
             `value_proj` for deberta-v2; `q_proj`/`v_proj` for bart).
 
-    Three parent defaults change: `remove_unused_columns=False` (the collator reads each example's `task`),
+    Three parent defaults change: `remove_unused_columns=False` (the dataset hands the collator whole sub-batches),
     `ddp_find_unused_parameters=True` (a sub-batch runs one head, so the other heads get no gradient in it) and
     `logging_nan_inf_filter=False` (the filter reads every sub-batch's loss on the host; the trainer instead
     counts a non-finite sub-batch as 0 in the logged `loss`, on the device, and skips its update).
@@ -206,7 +206,7 @@ class MuppetTrainingArguments(TrainingArguments):
     )
     remove_unused_columns: bool = field(
         default=False,
-        metadata={"help": "Must stay False: the multi-task collator reads each example's `task` field."},
+        metadata={"help": "Must stay False: the multi-task collator receives whole sub-batches, not column dicts."},
     )
     ddp_find_unused_parameters: bool | None = field(
         default=True,
@@ -262,8 +262,9 @@ class MuppetTrainingArguments(TrainingArguments):
             raise ValueError("MuppetTrainingArguments: field `lora_target_modules` is empty; omit it for the default")
         if self.remove_unused_columns:
             raise ValueError(
-                "MuppetTrainingArguments: field `remove_unused_columns` must be False: the multi-task collator "
-                "reads each example's `task` field, which the model's forward does not take"
+                "MuppetTrainingArguments: field `remove_unused_columns` must be False: the multi-task dataset hands "
+                "the collator whole sub-batches (`muppet_hf.sampling.SubBatch`), whose columns the Trainer cannot "
+                "filter"
             )
         if self.tasks_per_update is not None:
             if self.tasks_per_update < 1:

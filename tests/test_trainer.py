@@ -22,8 +22,9 @@ from muppet_hf.checkpointing import (
     save_optimizer_state,
 )
 from muppet_hf.export import PICKLE_SUFFIXES
+from muppet_hf.metrics import compute_task_metrics
 from muppet_hf.testing_utils import tiny_config
-from muppet_hf.trainer import MuppetTrainer, compute_task_metrics
+from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
