@@ -1,31 +1,11 @@
 """Fine-tunes a base backbone or a Muppet checkpoint on one task, re-using the pre-finetuned head when there is one.
 
+The code of `training/finetune.py`, the script users launch (its docstring holds the commands). [`run`] is that
+script's entry point; tests and `evaluation/` call [`parse_args`] and [`main`].
+
 The paper (arXiv 2101.11038, §4) fine-tunes Muppet models on each downstream task; when the task was seen in
 pre-finetuning its head is kept, and tasks of a shared head type (multiple choice, span MRC) start from the shared
-head. Here that happens by default (`--reuse_head false` starts from a fresh head instead):
-
-```bash
-# From the pre-finetuned checkpoint of the main job, on a held-out task with 10% of its training data:
-python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --task presuppositions_as_nli \
-    --train_fraction 0.1 --seed 1 --output_dir runs/ft/muppet-pnli-10-s1
-
-# The same from the base backbone (the baseline):
-python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task presuppositions_as_nli \
-    --train_fraction 0.1 --seed 1 --output_dir runs/ft/base-pnli-10-s1
-
-# LoRA fine-tuning (a rank-8 adapter on the frozen backbone, the head trained fully), from either kind of model:
-python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --task presuppositions_as_nli \
-    --lora --lora_r 8 --learning_rate 1e-3 --output_dir runs/ft/muppet-pnli-lora
-
-# Recipes work as in prefinetune.py: --config training/recipes/finetune.yaml, flags override.
-
-# The protocol of evaluation/: a budget of updates, validation every 25 of them, the best weights kept (early stop
-# after 4 evaluations without a gain), then scored on validation and test:
-python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --task presuppositions_as_nli \
-    --train_fraction 0.1 --max_train_examples 500 --seed 1 --max_steps 300 --eval_strategy steps --eval_steps 25 \
-    --select_best_model --early_stopping_patience 4 --eval_splits validation test \
-    --output_dir runs/ft/base-pnli-10-s1-budget
-```
+head. Here that happens by default (`--reuse_head false` starts from a fresh head instead).
 
 A checkpoint pre-finetuned with LoRA first has its adapters merged into the backbone: the adapters of the re-used head
 (its own in `per_task` mode, plus the shared one), or the shared adapter for a fresh head. A `per_task` checkpoint
@@ -317,9 +297,15 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
     return results
 
 
-if __name__ == "__main__":
+def run(argv: list[str] | None = None) -> dict:
+    """The command line of `training/finetune.py`: parses `argv` (default `sys.argv`), runs [`main`], and always
+    tears down the process group, so a failing rank does not leave the others waiting."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        main(*parse_args())
+        return main(*parse_args(argv))
     finally:
         destroy_process_group()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,21 +1,8 @@
 """Muppet pre-finetuning (Aghajanyan et al., arXiv 2101.11038) of a backbone on many tasks at once.
 
-A YAML recipe supplies the defaults and command-line flags override them:
-
-```bash
-# Tiny random backbone on the three tiny tasks shipped in training/data/tiny (seconds, CPU, no download):
-python training/prefinetune.py --config training/recipes/tiny.yaml
-
-# Two CPU processes (gloo), as CI runs it. With accelerate 1.x, `--num_processes 2 --cpu` alone starts one process
-# (its CPU launcher needs mpirun); `--multi_gpu` starts two through torchrun and the recipe's `use_cpu` picks gloo:
-accelerate launch --multi_gpu --num_processes 2 training/prefinetune.py --config training/recipes/tiny.yaml
-
-# Several GPUs with DDP, or FSDP:
-accelerate launch --config_file training/accelerate_configs/multi_gpu.yaml training/prefinetune.py \
-    --config training/recipes/<recipe>.yaml
-accelerate launch --config_file training/accelerate_configs/fsdp.yaml training/prefinetune.py \
-    --config training/recipes/<recipe>.yaml --output_dir runs/muppet
-```
+The code of `training/prefinetune.py`, the script users launch (its docstring holds the `python` and `accelerate
+launch` commands). [`run`] is that script's entry point; tests and `evaluation/` call [`parse_args`] and [`main`]. A
+YAML recipe supplies the defaults and command-line flags override them.
 
 The output folder holds the final model (its config lists the tasks and heads), the tokenizer, `task_metrics.json`
 (per-task evaluation metrics, every score in percent), `task_baselines.json` (the majority-class or chance
@@ -48,7 +35,9 @@ from muppet_hf.training_args import MuppetTrainingArguments
 
 
 logger = logging.getLogger("muppet_hf.prefinetune")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The source checkout (muppet_hf/scripts/ -> the repository), where recipes name task files such as
+# `training/data/tiny/tiny_sentiment.yaml`.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -316,9 +305,15 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
     return task_metrics
 
 
-if __name__ == "__main__":
+def run(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """The command line of `training/prefinetune.py`: parses `argv` (default `sys.argv`), runs [`main`], and always
+    tears down the process group, so a failing rank does not leave the others waiting."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        main(*parse_args())
+        return main(*parse_args(argv))
     finally:
         destroy_process_group()
+
+
+if __name__ == "__main__":
+    run()
