@@ -23,7 +23,7 @@ Scores are in points, so that tasks share one scale: accuracy × 100 for classif
 """
 
 import contextlib
-import importlib.util
+import importlib
 import json
 import logging
 import math
@@ -36,7 +36,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -304,21 +303,13 @@ def warn_if_not_held_out(pre_finetuned: list[str], args: ExperimentArguments):
 # Running scripts -----------------------------------------------------------------------------------------------------
 
 
-_SCRIPT_MODULES: dict[Path, ModuleType] = {}
-
-
-def _script_module(script: Path) -> ModuleType:
-    if script not in _SCRIPT_MODULES:
-        spec = importlib.util.spec_from_file_location(f"muppet_script_{script.stem}", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _SCRIPT_MODULES[script] = module
-    return _SCRIPT_MODULES[script]
+# The package module behind each launcher in training/ (imported on first in-process run: it pulls in the Trainer).
+SCRIPT_MODULES = {PREFINETUNE_SCRIPT: "muppet_hf.scripts.prefinetune", FINETUNE_SCRIPT: "muppet_hf.scripts.finetune"}
 
 
 def _run_in_process(script: Path, argv: list[str], log):
     """`script`'s `main(*parse_args(argv))` in this process, its prints and `muppet_hf` logs sent to `log`."""
-    module = _script_module(script)
+    module = importlib.import_module(SCRIPT_MODULES[script])
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package_logger = logging.getLogger("muppet_hf")

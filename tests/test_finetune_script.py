@@ -1,4 +1,4 @@
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -13,10 +13,7 @@ TINY_RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def prefinetune(output_dir: Path, *flags: str) -> dict:

@@ -1,4 +1,4 @@
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -340,10 +340,7 @@ TINY_SENTIMENT = REPO / "training" / "data" / "tiny" / "tiny_sentiment.yaml"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def run_script(name: str, output_dir: Path, *flags: str):

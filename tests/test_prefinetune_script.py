@@ -1,5 +1,5 @@
 import ast
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -22,10 +22,7 @@ RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("prefinetune", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("muppet_hf.scripts.prefinetune")
 
 
 def test_docstring_holds_the_accelerate_launch_command():

@@ -1,6 +1,6 @@
 """Hardening (issue 12): no command destroys a run, publishes canary data, silently mis-trains or overruns."""
 
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -27,10 +27,7 @@ SENTIMENT = {"type": "classification", "num_labels": 2, "label_names": ["negativ
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def tiny_model(heads: dict | None = None, **config_kwargs) -> MuppetForMultiTask:
