@@ -27,6 +27,7 @@ import datasets
 import numpy as np
 import torch
 from accelerate.utils import gather_object
+from huggingface_hub import get_token
 from scipy import stats
 from sklearn import metrics as sk_metrics
 from torch import nn
@@ -65,7 +66,8 @@ from .checkpointing import (
 )
 from .collator import MuppetDataCollator
 from .distributed import idle_heads_term
-from .export import read_json
+from .hub.push import check_upload_folder
+from .io_utils import read_json
 from .lora import add_lora_from_arguments, check_checkpoint_adapters
 from .losses import IGNORE_INDEX, log_n_scale
 from .metrics import postprocess_span_predictions, rouge_scores, squad_scores, tagging_scores
@@ -710,9 +712,17 @@ class MuppetTrainer(Trainer):
         return generated
 
     def push_to_hub(self, *args, allow_canary: bool = False, **kwargs):
-        """`Trainer.push_to_hub`, refused for a model trained on BIG-bench data unless `allow_canary=True`."""
+        """`Trainer.push_to_hub` with the checks of `muppet-hf push`: refused for a model trained on BIG-bench data
+        unless `allow_canary=True`, and when `output_dir`, which it uploads, holds a pickle or the Hub token
+        ([`~muppet_hf.hub.push.check_upload_folder`])."""
         if self.model.config.canary:
             refuse_canary("MuppetTrainer.push_to_hub: the model (config.json field `canary`)", allow_canary)
+        if self.is_world_process_zero() and os.path.isdir(self.args.output_dir):
+            token = kwargs.get("token") or self.args.hub_token or get_token()
+            # What `Trainer.push_to_hub` leaves out of its upload; and `training_args.bin`, which the `save_model`
+            # it starts with replaces by `training_args.json` (the Trainer's per-checkpoint push writes one).
+            ignore = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", TRAINING_ARGS_NAME]
+            check_upload_folder(self.args.output_dir, allow_canary, token=token, ignore_patterns=ignore)
         return super().push_to_hub(*args, **kwargs)
 
     # ---- Checkpoints ----

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask, cli
-from muppet_hf.export import check_model_card, export_checkpoint
+from muppet_hf.hub import check_model_card, export_checkpoint
 from muppet_hf.lora import (
     HEADS_CONFIG_FILE,
     HEADS_WEIGHTS_FILE,

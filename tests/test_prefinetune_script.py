@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from muppet_hf import MuppetForMultiTask
-from muppet_hf.export import check_model_card, read_run_metadata
+from muppet_hf.hub import check_model_card, read_run_metadata
 
 
 REPO = Path(__file__).resolve().parent.parent

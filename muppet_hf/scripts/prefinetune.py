@@ -23,8 +23,9 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
-from muppet_hf.export import RunMetadata, TaskRecord, backbone_hub_id, build_model_card, write_run_metadata
 from muppet_hf.finetuning import guess_score
+from muppet_hf.hub import RunMetadata, TaskRecord, build_model_card, write_run_metadata
+from muppet_hf.hub.run_metadata import backbone_hub_id
 from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
