@@ -27,7 +27,6 @@ import importlib
 import json
 import logging
 import math
-import os
 import shlex
 import statistics
 import subprocess
@@ -43,6 +42,7 @@ from matplotlib.figure import Figure
 
 from muppet_hf.data import DOWNSTREAM_TASKS
 from muppet_hf.finetuning import PRIMARY_METRICS
+from muppet_hf.io_utils import write_json
 from muppet_hf.parser import read_recipe
 from muppet_hf.tasks import TaskSpec, get_task
 
@@ -367,13 +367,6 @@ def run_script(script: Path, argv: list[str], run_dir: Path, done_file: str, in_
         raise RuntimeError(f"{record['script']} failed (exit {returncode}); log {run_dir / RUN_LOG}:\n{tail}")
     write_json(record_path, record)
     return {"skipped": False, "wall_seconds": record["wall_seconds"]}
-
-
-def write_json(path: Path, payload):
-    """Writes JSON atomically (a temporary file, then a rename), so an interrupted write leaves no half file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def prefinetune(run_dir: Path, recipe: dict, args: ExperimentArguments, label: str) -> dict:

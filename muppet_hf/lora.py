@@ -24,7 +24,6 @@ restores them exactly. Exports: [`merge_adapters`] folds them into the backbone 
 """
 
 import copy
-import json
 import os
 import shutil
 import tempfile
@@ -52,7 +51,7 @@ from .hub.export import (
 )
 from .hub.model_card import canary_notice, check_model_card, settings_section
 from .hub.run_metadata import CANARY_TAGS, hub_id_or_none, read_run_metadata, write_run_metadata
-from .io_utils import read_json
+from .io_utils import read_json, write_json
 from .modeling_muppet import MuppetForMultiTask
 from .training_args import LORA_MODES
 
@@ -507,7 +506,7 @@ def export_adapters(
                 "classifier_dropout": model.config.classifier_dropout,
                 "adapters": {head: adapters_of_head(settings, head) for head in exported_heads},
             }
-            (staging / HEADS_CONFIG_FILE).write_text(json.dumps(heads_config, indent=2), encoding="utf-8")
+            write_json(staging / HEADS_CONFIG_FILE, heads_config)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         write_run_metadata(staging, metadata)

