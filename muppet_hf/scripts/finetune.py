@@ -14,7 +14,8 @@ holds no adapter for a task it never saw, so such a task starts from the backbon
 The output folder holds the fine-tuned model and `finetune_metrics.json`: the task, the starting model, whether the
 head was re-used, the training-set size, the seed, the updates trained, the metrics of each evaluated split, the
 accuracy of an input-blind guess on each (`guess_accuracy`: majority class, or 1 / choices) and, with
-`--select_best_model`, which evaluation's weights were kept (`selection`).
+`--select_best_model`, which evaluation's weights were kept (`selection`). Every score is in percent
+(`score_scale`), as in `task_metrics.json`: accuracy 87.4, not 0.874; SQuAD F1 and ROUGE as they are.
 """
 
 import logging
@@ -29,6 +30,7 @@ from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compu
 from muppet_hf.io_utils import write_json
 from muppet_hf.lora import SHARED_ADAPTER, adapters_of_head, merge_adapters
 from muppet_hf.metric_keys import split_metric_keys
+from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import (
     check_model_path,
@@ -239,7 +241,7 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
                 "field `select_best_model` selects among the evaluations made during training; set `eval_strategy` "
                 "(e.g. `--eval_strategy steps --eval_steps 25`)"
             )
-        metric = primary_metric(spec.head_type)[0]
+        metric = primary_metric(spec.head_type)
         if metric_to_compute(spec.head_type) not in metric_names:
             metric_names.append(metric_to_compute(spec.head_type))
         selection = BestModelCallback(f"eval_{spec.name}_{metric}", patience=args.early_stopping_patience)
@@ -255,6 +257,7 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
 
+    guesses = {split: guess_score(spec.head_type, prepared[split]) for split in args.eval_splits}
     results = {
         "task": spec.name,
         "model_name_or_path": args.model_name_or_path,
@@ -268,21 +271,28 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
         "train_loss": train_result.metrics.get("train_loss"),
         "global_step": train_result.global_step,
         "max_steps": trainer.state.max_steps,
+        # Every score below in percent, as in task_metrics.json and the paper's tables (readers check this field).
+        "score_scale": "percent",
         "metrics": {},
         # Accuracy of the majority class (or a uniform guess for multiple choice) on each evaluated split.
-        "guess_accuracy": {split: guess_score(spec.head_type, prepared[split]) for split in args.eval_splits},
+        "guess_accuracy": {split: None if guess is None else 100.0 * guess for split, guess in guesses.items()},
     }
     if selection is not None:
+
+        def in_percent(score: float | None) -> float | None:
+            return None if score is None else metrics_in_percent({metric: score}, spec.head_type)[metric]
+
         results["selection"] = {
             "split": args.eval_splits[0],
             "metric": selection.metric_key,
             "best_step": selection.best_step,
-            "best_score": selection.best_score,
-            "evaluations": [[step, score] for step, score in selection.evaluations],
+            "best_score": in_percent(selection.best_score),
+            "evaluations": [[step, in_percent(score)] for step, score in selection.evaluations],
         }
     for split in args.eval_splits:
         metrics = trainer.evaluate({spec.name: prepared[split]}, metric_key_prefix=split)
-        results["metrics"][split] = split_metric_keys(metrics, [spec.name], prefix=split).get(spec.name, {})
+        by_task = split_metric_keys(metrics, [spec.name], prefix=split)
+        results["metrics"][split] = metrics_in_percent(by_task.get(spec.name, {}), spec.head_type)
         trainer.log_metrics(split, metrics)
     if trainer.is_world_process_zero():
         write_json(Path(training_args.output_dir) / METRICS_FILE, results)
