@@ -39,8 +39,9 @@ from muppet_hf.safety import (
     prepare_output_dir,
     reorder_head_labels,
 )
+from muppet_hf.scripts import launch
 from muppet_hf.tasks import TaskSpec, get_task, load_raw, prepare_task
-from muppet_hf.trainer import MuppetTrainer, destroy_process_group
+from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
@@ -300,13 +301,8 @@ def main(args: FinetuneArguments, training_args: MuppetTrainingArguments) -> dic
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """The command line of `training/finetune.py`: parses `argv` (default `sys.argv`), runs [`main`], and always
-    tears down the process group, so a failing rank does not leave the others waiting."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
-        return main(*parse_args(argv))
-    finally:
-        destroy_process_group()
+    """The command line of `training/finetune.py` (see [`~muppet_hf.scripts.launch`])."""
+    return launch(main, parse_args, argv)
 
 
 if __name__ == "__main__":

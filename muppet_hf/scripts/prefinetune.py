@@ -30,9 +30,10 @@ from muppet_hf.metric_keys import split_metric_keys
 from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
+from muppet_hf.scripts import launch
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
-from muppet_hf.trainer import MuppetTrainer, destroy_process_group
+from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
 
 
@@ -297,13 +298,8 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
 
 
 def run(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
-    """The command line of `training/prefinetune.py`: parses `argv` (default `sys.argv`), runs [`main`], and always
-    tears down the process group, so a failing rank does not leave the others waiting."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    try:
-        return main(*parse_args(argv))
-    finally:
-        destroy_process_group()
+    """The command line of `training/prefinetune.py` (see [`~muppet_hf.scripts.launch`])."""
+    return launch(main, parse_args, argv)
 
 
 if __name__ == "__main__":
