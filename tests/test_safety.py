@@ -318,7 +318,7 @@ def test_push_error_text_never_shows_the_token(tmp_path, monkeypatch, capsys):
     def echoing_server(*args, **kwargs):
         raise ConnectionError(f"403 from server; request headers: Authorization: Bearer {token}; token={token}")
 
-    monkeypatch.setattr(push_module, "push_to_hub", echoing_server)
+    monkeypatch.setattr(push_module, "push_export", echoing_server)
     assert cli_main(["push", str(tmp_path), "someone/model"]) == 1
     err = capsys.readouterr().err
     assert token not in err and "***" in err
