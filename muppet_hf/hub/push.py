@@ -2,8 +2,10 @@
 
 [`push_export`] uploads a folder written by [`~muppet_hf.hub.export_checkpoint`] (or exports a checkpoint folder
 first) with `HfApi.upload_folder`: `muppet-hf push` calls it. It is named apart from the `push_to_hub` that
-`MuppetForMultiTask` inherits from `PreTrainedModel` and `MuppetTrainer` from `Trainer`; those refuse canary models
-too (and the trainer's checks the folder it uploads with [`check_upload_folder`]).
+`MuppetForMultiTask` inherits from `PreTrainedModel` and `MuppetTrainer` from `Trainer`. Those refuse a canary model
+too, and `MuppetTrainer.push_to_hub` runs [`check_upload_folder`] on the `output_dir` it uploads.
+`MuppetForMultiTask.push_to_hub` uploads what `save_pretrained` writes (safetensors only in transformers 5), so the
+canary mark in its config is the one check it needs.
 """
 
 import importlib
