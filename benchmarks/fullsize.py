@@ -29,7 +29,6 @@ Timings are ratios inside one run, as the machine may be shared; say so when quo
 
 import argparse
 import gc
-import json
 import re
 import statistics
 import subprocess
@@ -47,6 +46,7 @@ from transformers import AutoTokenizer, TrainerCallback
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
+from muppet_hf.io_utils import write_json
 from muppet_hf.sampling import MultiTaskBatchSampler, MultiTaskDataset
 from muppet_hf.tasks import get_tasks, heads_for, list_tasks, prepare_task
 from muppet_hf.trainer import MuppetTrainer
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.output:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(output, results)
     return results
 
 

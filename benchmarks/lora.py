@@ -42,6 +42,7 @@ from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback, set_s
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.data import resolve_model_path
+from muppet_hf.io_utils import write_json
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_config
 from muppet_hf.trainer import MuppetTrainer
@@ -245,7 +246,7 @@ def main(args: LoraBenchmarkArguments) -> dict:
     results = run_benchmark(args)
     print(format_table(results))
     if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2), encoding="utf-8")
+        write_json(args.output, results)
     return results
 
 

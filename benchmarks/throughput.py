@@ -59,7 +59,6 @@ recorded: on a CPU shared with other jobs it leaves out the time spent waiting f
 steadier ones there (most of all with `--num_threads 1`).
 """
 
-import json
 import logging
 import math
 import os
@@ -93,6 +92,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
+from muppet_hf.io_utils import write_json
 from muppet_hf.sampling import benchmark_sampler
 from muppet_hf.testing_utils import TINY_VOCAB_SIZE, tiny_config, tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer
@@ -1365,7 +1365,7 @@ def main(args: ThroughputArguments) -> dict:
     if args.output is not None:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_json(output, results)
     return results
 
 

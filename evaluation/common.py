@@ -23,11 +23,10 @@ Scores are in points, so that tasks share one scale: accuracy × 100 for classif
 """
 
 import contextlib
-import importlib.util
+import importlib
 import json
 import logging
 import math
-import os
 import shlex
 import statistics
 import subprocess
@@ -36,7 +35,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -44,6 +42,8 @@ from matplotlib.figure import Figure
 
 from muppet_hf.data import DOWNSTREAM_TASKS
 from muppet_hf.finetuning import PRIMARY_METRICS
+from muppet_hf.io_utils import read_json, write_json
+from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import read_recipe
 from muppet_hf.tasks import TaskSpec, get_task
 
@@ -201,8 +201,8 @@ class PrefinetuneBudgetArguments(ExperimentArguments):
 # Tasks and recipes ---------------------------------------------------------------------------------------------------
 
 
-def primary_metric(spec: TaskSpec) -> tuple[str, float]:
-    """The held-out metric of a task and its factor to points (`muppet_hf.finetuning.PRIMARY_METRICS`)."""
+def primary_metric(spec: TaskSpec) -> str:
+    """The held-out metric of a task (`muppet_hf.finetuning.PRIMARY_METRICS`)."""
     if spec.head_type not in PRIMARY_METRICS:
         raise ValueError(
             f"{spec.file}: task {spec.name!r}, field `family`: {spec.family} tasks have no held-out metric here; "
@@ -304,21 +304,13 @@ def warn_if_not_held_out(pre_finetuned: list[str], args: ExperimentArguments):
 # Running scripts -----------------------------------------------------------------------------------------------------
 
 
-_SCRIPT_MODULES: dict[Path, ModuleType] = {}
-
-
-def _script_module(script: Path) -> ModuleType:
-    if script not in _SCRIPT_MODULES:
-        spec = importlib.util.spec_from_file_location(f"muppet_script_{script.stem}", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _SCRIPT_MODULES[script] = module
-    return _SCRIPT_MODULES[script]
+# The package module behind each launcher in training/ (imported on first in-process run: it pulls in the Trainer).
+SCRIPT_MODULES = {PREFINETUNE_SCRIPT: "muppet_hf.scripts.prefinetune", FINETUNE_SCRIPT: "muppet_hf.scripts.finetune"}
 
 
 def _run_in_process(script: Path, argv: list[str], log):
     """`script`'s `main(*parse_args(argv))` in this process, its prints and `muppet_hf` logs sent to `log`."""
-    module = _script_module(script)
+    module = importlib.import_module(SCRIPT_MODULES[script])
     handler = logging.StreamHandler(log)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     package_logger = logging.getLogger("muppet_hf")
@@ -378,11 +370,22 @@ def run_script(script: Path, argv: list[str], run_dir: Path, done_file: str, in_
     return {"skipped": False, "wall_seconds": record["wall_seconds"]}
 
 
-def write_json(path: Path, payload):
-    """Writes JSON atomically (a temporary file, then a rename), so an interrupted write leaves no half file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def read_finetune_metrics(path: Path, head_type: str) -> dict:
+    """A run's `finetune_metrics.json` with every score in points, as `training/finetune.py` writes it.
+
+    A file from before the file had `score_scale` holds accuracies as fractions; its `metrics` and `guess_accuracy` are
+    converted, so that an experiment resumed over older finished runs never mixes the two scales.
+    """
+    result = read_json(path)
+    if result.get("score_scale") != "percent":
+        result["metrics"] = {
+            split: metrics_in_percent(values, head_type) for split, values in result["metrics"].items()
+        }
+        guesses = result.get("guess_accuracy") or {}
+        result["guess_accuracy"] = {
+            split: None if guess is None else 100.0 * guess for split, guess in guesses.items()
+        }
+    return result
 
 
 def prefinetune(run_dir: Path, recipe: dict, args: ExperimentArguments, label: str) -> dict:
@@ -499,21 +502,21 @@ def finetune_grid(
     runs = []
     for index, (seed, fraction, task, model, rate) in enumerate(grid, start=1):
         spec = specs[task]
-        metric, scale = primary_metric(spec)
+        metric = primary_metric(spec)
         run_dir = experiment_dir / "finetune" / model / spec.name / f"f{_number(fraction)}-s{seed}-lr{rate:g}"
         argv = finetune_argv(args, spec, task, models[model], fraction, seed, run_dir, rate)
         outcome = run_script(FINETUNE_SCRIPT, argv, run_dir, FINETUNE_DONE, in_process=args.in_process)
         if not args.keep_models and not outcome["skipped"]:
             for weights in run_dir.glob("*.safetensors"):
                 weights.unlink()
-        result = json.loads((run_dir / FINETUNE_DONE).read_text(encoding="utf-8"))
+        result = read_finetune_metrics(run_dir / FINETUNE_DONE, spec.head_type)
         validation = result["metrics"]["validation"]
         score_split = "test" if "test" in result["metrics"] else "validation"
-        score = scale * result["metrics"][score_split][metric]
+        score = result["metrics"][score_split][metric]
         status = "skipped (done)" if outcome["skipped"] else "done" + _seconds(outcome["wall_seconds"])
         print(
             f"[{index:>{len(str(len(grid)))}}/{len(grid)}] {model} {spec.name} fraction {_number(fraction)} seed "
-            f"{seed} lr {rate:g}: validation {metric} {scale * validation[metric]:.1f}, {score_split} {score:.1f} "
+            f"{seed} lr {rate:g}: validation {metric} {validation[metric]:.1f}, {score_split} {score:.1f} "
             f"after {result.get('global_step')} updates ({status})",
             flush=True,
         )
@@ -530,9 +533,9 @@ def finetune_grid(
                 "learning_rate": rate,
                 "score": score,
                 "score_split": score_split,
-                "validation_score": scale * validation[metric],
+                "validation_score": validation[metric],
                 # The majority class's accuracy (uniform guess for multiple choice) on the scored split, in points.
-                "guess_score": None if guess is None else 100.0 * guess,
+                "guess_score": guess,
                 "train_examples": result["train_examples"],
                 "head_reused": result["head_reused"],
                 "updates": result.get("global_step"),
@@ -689,7 +692,7 @@ def prefinetune_scores(records: list[dict], recipe: dict) -> dict[str, dict[str,
         by_family: dict[str, list[float]] = {}
         for name in shared:
             # task_metrics.json holds points already (training/prefinetune.py writes every score in percent).
-            metric, _ = primary_metric(specs[name])
+            metric = primary_metric(specs[name])
             value = record["task_metrics"][name][metric]
             by_family.setdefault(specs[name].family, []).append(value)
             by_family.setdefault("all", []).append(value)

@@ -3,7 +3,7 @@
 from transformers import AutoConfig, AutoModel
 
 from .configuration_muppet import MuppetConfig
-from .export import RunMetadata, TaskRecord, export_checkpoint, push_to_hub, read_run_metadata, write_run_metadata
+from .hub import RunMetadata, TaskRecord, export_checkpoint, push_export, read_run_metadata, write_run_metadata
 from .modeling_muppet import (
     MuppetClassificationHead,
     MuppetForMultiTask,
@@ -50,7 +50,7 @@ __all__ = [
     "RunMetadata",
     "TaskRecord",
     "export_checkpoint",
-    "push_to_hub",
+    "push_export",
     "read_run_metadata",
     "write_run_metadata",
 ]

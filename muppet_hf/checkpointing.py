@@ -25,6 +25,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from . import io_utils
+
 
 MUPPET_STATE_NAME = "muppet_trainer_state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -40,13 +42,10 @@ def rng_state_file(process_index: int, world_size: int) -> str:
 
 def write_json(obj: Any, path: str | os.PathLike, what: str) -> None:
     try:
-        text = json.dumps(obj, indent=2)
+        io_utils.write_json(path, obj)
     except TypeError as error:
-        raise TypeError(
-            f"{path}: the {what} state is not JSON ({error}); muppet_hf checkpoints hold no pickles"
-        ) from None
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+        # `error` names the file and what JSON cannot hold; pickles are no fallback.
+        raise TypeError(f"{error} (the {what} state; muppet_hf checkpoints hold no pickles)") from None
 
 
 def save_optimizer_state(state_dict: dict, path: str | os.PathLike) -> None:

@@ -22,19 +22,19 @@ from .losses import IGNORE_INDEX
 
 logger = logging.getLogger(__name__)
 
-# The score of each head type on a held-out task: the key `MuppetTrainer.evaluate` reports (`<split>_<task>_<key>`)
-# and its factor to points, so that tasks share one 0-100 scale (accuracy is 0-1, SQuAD F1 is already 0-100).
-# Every one of them is better when higher. Token accuracy counts every word's first piece (the others are -100).
+# The score of each head type on a held-out task: the key `MuppetTrainer.evaluate` reports (`<split>_<task>_<key>`).
+# `finetune_metrics.json` holds it in points (`muppet_hf.metrics.metrics_in_percent`), so that tasks share one 0-100
+# scale. Every one of them is better when higher. Token accuracy counts every word's first piece (the others are -100).
 PRIMARY_METRICS = {
-    "classification": ("accuracy", 100.0),
-    "multiple_choice": ("accuracy", 100.0),
-    "token_classification": ("accuracy", 100.0),
-    "span": ("f1", 1.0),
+    "classification": "accuracy",
+    "multiple_choice": "accuracy",
+    "token_classification": "accuracy",
+    "span": "f1",
 }
 
 
-def primary_metric(head_type: str) -> tuple[str, float]:
-    """The held-out metric of a head type and its factor to points; `ValueError` for a head type without one."""
+def primary_metric(head_type: str) -> str:
+    """The held-out metric of a head type; `ValueError` for a head type without one."""
     if head_type not in PRIMARY_METRICS:
         raise ValueError(
             f"head type {head_type!r} has no held-out metric here; use a task with a {sorted(PRIMARY_METRICS)} head"
@@ -44,8 +44,7 @@ def primary_metric(head_type: str) -> tuple[str, float]:
 
 def metric_to_compute(head_type: str) -> str:
     """The name to ask `MuppetTrainer` for so that it reports the primary metric (`squad` gives span `f1`)."""
-    primary = primary_metric(head_type)[0]
-    return head_class(head_type).decoded_metric or primary
+    return head_class(head_type).decoded_metric or primary_metric(head_type)
 
 
 def guess_score(head_type: str, dataset: datasets.Dataset) -> float | None:

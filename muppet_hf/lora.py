@@ -24,7 +24,6 @@ restores them exactly. Exports: [`merge_adapters`] folds them into the backbone 
 """
 
 import copy
-import json
 import os
 import shutil
 import tempfile
@@ -42,22 +41,17 @@ from torch import nn
 from transformers import AutoConfig
 
 from .configuration_muppet import MuppetConfig
-from .export import (
-    CANARY_TAGS,
-    _baked_head_state,
-    _canary_notice,
-    _check_no_pickles,
-    _hub_id_or_none,
-    _load_checkpoint,
-    _replace_folder,
-    _settings_section,
-    check_model_card,
+from .hub.export import (
+    baked_head_state,
+    check_no_pickles,
     export_checkpoint,
-    read_json,
-    read_run_metadata,
+    load_checkpoint,
+    replace_folder,
     resolve_heads,
-    write_run_metadata,
 )
+from .hub.model_card import canary_notice, check_model_card, settings_section
+from .hub.run_metadata import CANARY_TAGS, hub_id_or_none, read_run_metadata, write_run_metadata
+from .io_utils import read_json, write_json
 from .modeling_muppet import MuppetForMultiTask
 from .training_args import LORA_MODES
 
@@ -361,7 +355,7 @@ def export_merged(
     The adapters of the exported heads are merged (they must share them); with `heads="none"`, the shared adapter.
     """
     checkpoint = Path(checkpoint)
-    model, tokenizer = _load_checkpoint(checkpoint)
+    model, tokenizer = load_checkpoint(checkpoint)
     if model.config.lora is None:
         raise ValueError(f"{checkpoint}/config.json: field `lora` is null: --merge needs a model with LoRA adapters")
     exported_heads = resolve_heads(heads, model.config)
@@ -469,7 +463,7 @@ def export_adapters(
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise ValueError(f"{output_dir} already exists; pass overwrite=True (--overwrite) to replace it")
-    model, tokenizer = _load_checkpoint(checkpoint)
+    model, tokenizer = load_checkpoint(checkpoint)
     settings = model.config.lora
     if settings is None:
         raise ValueError(f"{checkpoint}/config.json: field `lora` is null: --adapter needs a model with LoRA adapters")
@@ -502,7 +496,7 @@ def export_adapters(
             head_state = {
                 f"{head}.{key}": tensor.contiguous()
                 for head in exported_heads
-                for key, tensor in _baked_head_state(model.heads[head]).items()
+                for key, tensor in baked_head_state(model.heads[head]).items()
             }
             save_file(head_state, str(staging / HEADS_WEIGHTS_FILE), metadata={"format": "pt"})
             heads_config = {
@@ -512,7 +506,7 @@ def export_adapters(
                 "classifier_dropout": model.config.classifier_dropout,
                 "adapters": {head: adapters_of_head(settings, head) for head in exported_heads},
             }
-            (staging / HEADS_CONFIG_FILE).write_text(json.dumps(heads_config, indent=2), encoding="utf-8")
+            write_json(staging / HEADS_CONFIG_FILE, heads_config)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         write_run_metadata(staging, metadata)
@@ -521,7 +515,7 @@ def export_adapters(
         if metadata.is_canary:
             tags += [*CANARY_TAGS, "do-not-publish"]
         card_data = ModelCardData(
-            base_model=_hub_id_or_none(base_model),
+            base_model=hub_id_or_none(base_model),
             language=metadata.language,
             library_name="peft",
             license=metadata.license,
@@ -533,7 +527,7 @@ def export_adapters(
 
 # {model_id}
 
-{_canary_notice(metadata)}
+{canary_notice(metadata)}
 LoRA adapters (`{settings["mode"]}` mode, rank {settings["r"]}, alpha {settings["alpha"]:g}, on
 `{", ".join(settings["target_modules"])}`) from Muppet pre-finetuning (arXiv 2101.11038) of `{base_model}`, made with
 muppet_hf. Adapters: {", ".join(f"`{name}`" for name in folders)}.
@@ -542,13 +536,13 @@ muppet_hf. Adapters: {", ".join(f"`{name}`" for name in folders)}.
 
 ## Training settings
 
-{_settings_section(metadata)}
+{settings_section(metadata)}
 """
         ModelCard(text).save(staging / "README.md")
         check_model_card(staging / "README.md")
-        _check_no_pickles(staging)
+        check_no_pickles(staging)
         staging.chmod(0o755)
-        _replace_folder(staging, output_dir)
+        replace_folder(staging, output_dir)
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -22,8 +22,8 @@ from .heads import (
     MuppetSeq2SeqHead,
     MuppetSpanHead,
     MuppetTokenClassificationHead,
+    build_head,
 )
-from .heads import build_head as _build_head
 
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
     def __init__(self, config: MuppetConfig):
         super().__init__(config)
         self.backbone = _build_backbone(config.base_model_config)
-        self.heads = nn.ModuleDict({name: _build_head(config, spec) for name, spec in config.heads.items()})
+        self.heads = nn.ModuleDict({name: build_head(config, spec) for name, spec in config.heads.items()})
         self.post_init()
         if config.lora is not None:
             # After `post_init`, whose weight initialisation would overwrite LoRA's (B = 0: the adapters start as the
@@ -187,7 +187,7 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
             model = cls(config)
         model.backbone = backbone
         model.heads = nn.ModuleDict(
-            {name: _build_head(config, spec).to(backbone.device) for name, spec in config.heads.items()}
+            {name: build_head(config, spec).to(backbone.device) for name, spec in config.heads.items()}
         )
         for head in model.heads.values():
             head.apply(model._init_weights)
@@ -205,7 +205,7 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         if label_names is not None:
             spec["label_names"] = list(label_names)
         spec = validate_head(name, spec, bool(self.config.base_model_config.is_encoder_decoder))
-        head = _build_head(self.config, spec).to(self.device)
+        head = build_head(self.config, spec).to(self.device)
         head.apply(self._init_weights)
         self.heads[name] = head
         self.config.heads[name] = spec

@@ -27,6 +27,8 @@ import torch
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from .io_utils import write_json
+
 
 if TYPE_CHECKING:
     from .modeling_muppet import MuppetForMultiTask
@@ -258,7 +260,7 @@ def mark_canary(config_path: str | os.PathLike) -> None:
     config_path = Path(config_path)
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["canary"] = True
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(config_path, config, sort_keys=True)
 
 
 def refuse_canary(what: str, allow_canary: bool) -> None:

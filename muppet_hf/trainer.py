@@ -15,6 +15,7 @@ so the Trainer's own per-sub-batch averaging applies whatever the model's signat
 """
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -23,17 +24,18 @@ import datasets
 import numpy as np
 import torch
 from accelerate.utils import gather_object
+from huggingface_hub import get_token
 from torch import nn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
-from transformers.trainer_utils import (
-    seed_worker,
-)
+from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 from .callbacks import HeadWarmupCallback, NonFiniteLossCallback, _log_skipped_updates
 from .collator import MuppetDataCollator, pad_token_id_of
 from .distributed import idle_heads_term
 from .heads import head_class
+from .hub.push import check_upload_folder
 from .lora import add_lora_from_arguments
 from .losses import log_n_scale
 from .modeling_muppet import MuppetForMultiTask
@@ -355,9 +357,17 @@ class MuppetTrainer(MultiTaskEvaluationMixin, CheckpointMixin, Trainer):
         self._metrics[mode].clear()
 
     def push_to_hub(self, *args, allow_canary: bool = False, **kwargs):
-        """`Trainer.push_to_hub`, refused for a model trained on BIG-bench data unless `allow_canary=True`."""
+        """`Trainer.push_to_hub` with the checks of `muppet-hf push`: refused for a model trained on BIG-bench data
+        unless `allow_canary=True`, and when `output_dir`, which it uploads, holds a pickle or the Hub token
+        ([`~muppet_hf.hub.push.check_upload_folder`])."""
         if self.model.config.canary:
             refuse_canary("MuppetTrainer.push_to_hub: the model (config.json field `canary`)", allow_canary)
+        if self.is_world_process_zero() and os.path.isdir(self.args.output_dir):
+            token = kwargs.get("token") or self.args.hub_token or get_token()
+            # What `Trainer.push_to_hub` leaves out of its upload; and `training_args.bin`, which the `save_model`
+            # it starts with replaces by `training_args.json` (the Trainer's per-checkpoint push writes one).
+            ignore = ["_*", f"{PREFIX_CHECKPOINT_DIR}-*", TRAINING_ARGS_NAME]
+            check_upload_folder(self.args.output_dir, allow_canary, token=token, ignore_patterns=ignore)
         return super().push_to_hub(*args, **kwargs)
 
 

@@ -39,7 +39,7 @@ from .checkpointing import (
     save_rng_state,
     write_json,
 )
-from .export import read_json
+from .io_utils import read_json
 from .lora import check_checkpoint_adapters
 from .safety import remove_stale_staging, resolve_resume
 

@@ -1,6 +1,6 @@
 """Bad data and recipes fail before any training step, naming the task, file, field and line or row (issue 12)."""
 
-import importlib.util
+import importlib
 import json
 import re
 from pathlib import Path
@@ -21,10 +21,7 @@ QA_ROW = {"context": "ivy lives in rome.", "question": "where?", "answers": {"te
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def jsonl(rows: list) -> str:

@@ -209,6 +209,26 @@ def test_aggregate_mean_and_sample_std(load_script):
     assert common.aggregate(runs[:1])[0]["std"] == 0.0
 
 
+def test_finetune_metrics_are_read_in_points_whichever_scale_the_file_has(load_script, tmp_path):
+    load_script("transfer")
+    common = sys.modules["common"]
+    points = {
+        "score_scale": "percent",
+        "metrics": {"test": {"accuracy": 62.5, "loss": 0.7}},
+        "guess_accuracy": {"test": 50.0},
+    }
+    # A file written before `score_scale` existed holds accuracy as a fraction; it is read on the same scale.
+    fractions = {"metrics": {"test": {"accuracy": 0.625, "loss": 0.7}}, "guess_accuracy": {"test": 0.5}}
+    for name, payload in (("new.json", points), ("old.json", fractions)):
+        common.write_json(tmp_path / name, payload)
+        result = common.read_finetune_metrics(tmp_path / name, "classification")
+        assert result["metrics"] == points["metrics"] and result["guess_accuracy"] == points["guess_accuracy"], name
+    # SQuAD F1 is in points either way.
+    span = {"metrics": {"validation": {"f1": 40.0}}, "guess_accuracy": {"validation": None}}
+    common.write_json(tmp_path / "span.json", span)
+    assert common.read_finetune_metrics(tmp_path / "span.json", "span")["metrics"] == span["metrics"]
+
+
 def test_prefinetune_scores_average_points_by_family_over_the_tasks_every_variant_saw(load_script):
     load_script("batching")
     common = sys.modules["common"]
@@ -247,7 +267,7 @@ def test_transfer_scores_on_test_after_a_learning_rate_sweep_and_pairs_each_pre_
     assert [record["prefinetune_seed"] for record in results["prefinetune"]] == [3, 4]
     for run in results["runs"]:
         # A tagging task with a test split: scored on test, token accuracy in points, beside the majority tag's share.
-        assert run["score_split"] == "test" and run["score"] == pytest.approx(100 * run["metrics"]["test"]["accuracy"])
+        assert run["score_split"] == "test" and run["score"] == pytest.approx(run["metrics"]["test"]["accuracy"])
         assert 25 < run["guess_score"] < 100
     chosen = [run for run in results["runs"] if run["selected"]]
     assert len(chosen) == 6 and len({(run["model"], run["learning_rate"]) for run in chosen}) == 3

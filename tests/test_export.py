@@ -19,21 +19,20 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer, Roberta
 import muppet_hf  # noqa: F401  (registers the Auto classes)
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.commands import register_export, register_push
-from muppet_hf.export import (
-    RUN_METADATA_FILE,
+from muppet_hf.hub import (
     RunMetadata,
     TaskRecord,
-    available_card_templates,
-    backbone_hub_id,
     build_model_card,
     check_model_card,
     export_checkpoint,
     is_export_folder,
     list_upload_files,
-    push_to_hub,
+    push_export,
     read_run_metadata,
     write_run_metadata,
 )
+from muppet_hf.hub.model_card import available_card_templates
+from muppet_hf.hub.run_metadata import RUN_METADATA_FILE, backbone_hub_id
 from muppet_hf.tasks import TaskSpec
 from muppet_hf.testing_utils import realign_, tiny_config, tiny_tokenizer
 
@@ -242,7 +241,7 @@ def test_export_is_atomic(tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     # A failure halfway (after the weights, before the card) leaves the old export intact and no temporary folder.
-    monkeypatch.setattr("muppet_hf.export.build_model_card", fail)
+    monkeypatch.setattr("muppet_hf.hub.export.build_model_card", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         export_checkpoint(model, tmp_path / "export", heads="all", overwrite=True)
     assert sorted(list_upload_files(first)) == before
@@ -496,15 +495,15 @@ def test_canary_checkpoint_card_and_push_refusal(tmp_path):
     assert read_run_metadata(folder).is_canary
 
     with pytest.raises(ValueError, match="BIG-bench.*Refusing to upload"):
-        push_to_hub(folder, "me/secret", dry_run=True)
+        push_export(folder, "me/secret", dry_run=True)
     with pytest.warns(UserWarning, match="Uploading anyway"):
-        result = push_to_hub(folder, "me/secret", dry_run=True, allow_canary=True)
+        result = push_export(folder, "me/secret", dry_run=True, allow_canary=True)
     assert result.dry_run and result.files
 
     # The run-level flag alone (no tagged task) is enough.
     flagged = export_checkpoint(model, tmp_path / "flagged", metadata=run_metadata(canary=True))
     with pytest.raises(ValueError, match="Refusing to upload"):
-        push_to_hub(flagged, "me/secret", dry_run=True)
+        push_export(flagged, "me/secret", dry_run=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -519,7 +518,7 @@ def test_dry_run_lists_exactly_the_exported_files(tmp_path):
     assert on_disk == sorted(
         ["README.md", "config.json", "model.safetensors", RUN_METADATA_FILE, "tokenizer.json", "tokenizer_config.json"]
     )
-    result = push_to_hub(folder, "me/muppet-tiny", dry_run=True)
+    result = push_export(folder, "me/muppet-tiny", dry_run=True)
     assert [path for path, _ in result.files] == on_disk
     assert all(size == (folder / path).stat().st_size for path, size in result.files)
 
@@ -528,7 +527,7 @@ def test_dry_run_lists_exactly_the_exported_files(tmp_path):
     tiny_tokenizer().save_pretrained(tmp_path / "checkpoint")
     (tmp_path / "checkpoint" / "training_args.bin").write_bytes(b"pickle")
     assert not is_export_folder(tmp_path / "checkpoint") and is_export_folder(folder)
-    result = push_to_hub(tmp_path / "checkpoint", "me/muppet-tiny", dry_run=True)
+    result = push_export(tmp_path / "checkpoint", "me/muppet-tiny", dry_run=True)
     assert [path for path, _ in result.files] == on_disk
 
 
@@ -561,7 +560,7 @@ def test_token_never_written_and_push_calls_hfapi(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "create_branch", create_branch)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    result = push_to_hub(folder, "me/muppet-tiny", private=True, revision="v1")
+    result = push_export(folder, "me/muppet-tiny", private=True, revision="v1")
     assert [call[0] for call in calls] == ["create_repo", "create_branch", "upload_folder"]
     assert calls[0][2]["private"] is True and calls[0][2]["exist_ok"] is True
     assert calls[1][2]["branch"] == "v1"
@@ -571,7 +570,7 @@ def test_token_never_written_and_push_calls_hfapi(tmp_path, monkeypatch):
     assert result.url.endswith("/commit/abc")
 
     calls.clear()
-    result = push_to_hub(tmp_path / "checkpoint", "me/muppet-tiny", create_pr=True, revision="v1")
+    result = push_export(tmp_path / "checkpoint", "me/muppet-tiny", create_pr=True, revision="v1")
     assert [call[0] for call in calls] == ["create_repo", "upload_folder"]
     assert calls[1][2]["create_pr"] is True and result.url.endswith("/discussions/1")
 
@@ -581,7 +580,7 @@ def test_token_never_written_and_push_calls_hfapi(tmp_path, monkeypatch):
     (folder / "notes.txt").write_text(f"token={FAKE_TOKEN}")
     calls.clear()
     with pytest.raises(ValueError, match="contains the Hugging Face token") as info:
-        push_to_hub(folder, "me/muppet-tiny")
+        push_export(folder, "me/muppet-tiny")
     assert FAKE_TOKEN not in str(info.value) and not calls
 
 
@@ -619,7 +618,7 @@ def test_push_against_a_local_endpoint(tmp_path, monkeypatch):
     try:
         folder = export_checkpoint(build("bert"), tmp_path / "export", heads="none")
         api = HfApi(endpoint=f"http://127.0.0.1:{server.server_address[1]}", token=FAKE_TOKEN)
-        push_to_hub(folder, "me/muppet-tiny", private=True, api=api)
+        push_export(folder, "me/muppet-tiny", private=True, api=api)
     finally:
         server.shutdown()
     [request] = _FakeHub.requests
@@ -644,14 +643,14 @@ def test_push_without_network_or_token_fails_clearly(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no stored login
     with pytest.raises(ValueError, match="no Hugging Face token"):
-        push_to_hub(folder, "me/muppet-tiny", api=HfApi(token=False))
+        push_export(folder, "me/muppet-tiny", api=HfApi(token=False))
     # Port 9 (discard) has no listener: the connection is refused as it is without network.
     api = HfApi(endpoint="http://127.0.0.1:9", token=FAKE_TOKEN)
     with pytest.raises(ConnectionError, match="cannot reach the Hugging Face Hub at http://127.0.0.1:9") as info:
-        push_to_hub(folder, "me/muppet-tiny", api=api)
+        push_export(folder, "me/muppet-tiny", api=api)
     assert FAKE_TOKEN not in str(info.value)
     with pytest.raises(FileNotFoundError):
-        push_to_hub(tmp_path / "missing", "me/muppet-tiny", dry_run=True)
+        push_export(tmp_path / "missing", "me/muppet-tiny", dry_run=True)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -686,7 +685,7 @@ def test_cli_export_and_push(tmp_path, capsys, monkeypatch):
     assert "me/muppet-tiny@v1 (private" in printed and FAKE_TOKEN not in printed
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setattr("muppet_hf.export.HfApi", lambda: HfApi(endpoint="http://127.0.0.1:9"))
+    monkeypatch.setattr("muppet_hf.hub.push.HfApi", lambda: HfApi(endpoint="http://127.0.0.1:9"))
     assert cli(["push", str(export), "me/muppet-tiny"]) == 1
     captured = capsys.readouterr()
     assert "cannot reach the Hugging Face Hub" in captured.err and FAKE_TOKEN not in captured.err + captured.out
@@ -733,9 +732,10 @@ def test_from_backbone_on_a_muppet_roberta_base_layout(tmp_path):
 
 
 WHEEL_CHECK = """
-import muppet_hf.export as export
-print(export.MODEL_CARDS_DIR.relative_to(export.Path(export.__file__).parent))
-print(" ".join(export.available_card_templates()))
+import muppet_hf
+from muppet_hf.hub import model_card
+print(model_card.MODEL_CARDS_DIR.relative_to(model_card.Path(muppet_hf.__file__).parent))
+print(" ".join(model_card.available_card_templates()))
 """
 
 

@@ -1,4 +1,4 @@
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -13,10 +13,7 @@ TINY_RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def prefinetune(output_dir: Path, *flags: str) -> dict:
@@ -122,7 +119,7 @@ def test_real_minilm_prefinetune_then_finetune_held_out_with_head_reuse(tmp_path
         tmp_path / "base", "--model_name_or_path", OFFLINE_BACKBONE, "--task", "strategyqa",
         "--train_fraction", "0.01", *common,
     )  # fmt: skip
-    assert base["head_reused"] is False and 0 <= base["metrics"]["validation"]["accuracy"] <= 1
+    assert base["head_reused"] is False and 0 <= base["metrics"]["validation"]["accuracy"] <= 100
 
 
 def test_select_best_model_ends_with_the_weights_of_the_best_validation_score(tiny_checkpoint, tmp_path):
@@ -142,6 +139,8 @@ def test_select_best_model_ends_with_the_weights_of_the_best_validation_score(ti
     # The final validation score is that of the restored weights, not of the last update.
     assert results["metrics"]["validation"]["accuracy"] == pytest.approx(selection["best_score"])
     assert selection["metric"] == "eval_tiny_sentiment_accuracy"
+    # In percent, as task_metrics.json: the restored weights' accuracy and the majority guess both on 0-100.
+    assert results["score_scale"] == "percent" and 50 <= results["guess_accuracy"]["validation"] <= 100
 
 
 def test_select_best_model_needs_evaluations_during_training(tiny_checkpoint, tmp_path):

@@ -48,8 +48,8 @@ def test_without_patience_trains_on_and_a_missing_metric_is_an_error():
 
 
 def test_primary_metric_of_each_head_type():
-    assert primary_metric("classification") == ("accuracy", 100.0)
-    assert primary_metric("span") == ("f1", 1.0) and metric_to_compute("span") == "squad"
+    assert primary_metric("classification") == "accuracy"
+    assert primary_metric("span") == "f1" and metric_to_compute("span") == "squad"
     assert metric_to_compute("token_classification") == "accuracy"
     with pytest.raises(ValueError, match="seq2seq"):
         primary_metric("seq2seq")

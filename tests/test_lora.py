@@ -1,4 +1,4 @@
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask, cli
-from muppet_hf.export import check_model_card, export_checkpoint
+from muppet_hf.hub import check_model_card, export_checkpoint
 from muppet_hf.lora import (
     HEADS_CONFIG_FILE,
     HEADS_WEIGHTS_FILE,
@@ -340,10 +340,7 @@ TINY_SENTIMENT = REPO / "training" / "data" / "tiny" / "tiny_sentiment.yaml"
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def run_script(name: str, output_dir: Path, *flags: str):

@@ -1,4 +1,4 @@
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -125,9 +125,7 @@ def test_sizes_come_from_the_built_cache_then_the_spec(tmp_path):
 @pytest.mark.parametrize("name", PAPER_RECIPES)
 def test_paper_recipes_load_validate_and_plan_offline(name):
     recipe = REPO / "training" / "recipes" / f"{name}.yaml"
-    module_spec = importlib.util.spec_from_file_location("prefinetune", REPO / "training" / "prefinetune.py")
-    script = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(script)
+    script = importlib.import_module("muppet_hf.scripts.prefinetune")
     # bf16 needs an accelerator; everything else of the recipe is validated as the training script parses it.
     script_args, training_args = script.parse_args(["--config", str(recipe), "--bf16", "false"])
     specs = get_tasks(script_args.tasks)

@@ -1,5 +1,5 @@
 import ast
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from muppet_hf import MuppetForMultiTask
-from muppet_hf.export import check_model_card, read_run_metadata
+from muppet_hf.hub import check_model_card, read_run_metadata
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,10 +22,7 @@ RECIPE = REPO / "training" / "recipes" / "tiny.yaml"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("prefinetune", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("muppet_hf.scripts.prefinetune")
 
 
 def test_docstring_holds_the_accelerate_launch_command():

@@ -1,6 +1,6 @@
 """Hardening (issue 12): no command destroys a run, publishes canary data, silently mis-trains or overruns."""
 
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -15,7 +15,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.callbacks import _log_skipped_updates
 from muppet_hf.cli import main as cli_main
-from muppet_hf.export import export_checkpoint, push_to_hub, read_run_metadata
+from muppet_hf.hub import export_checkpoint, push_export, read_run_metadata
 from muppet_hf.testing_utils import tiny_config, tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
@@ -28,10 +28,7 @@ SENTIMENT = {"type": "classification", "num_labels": 2, "label_names": ["negativ
 
 
 def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "training" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"muppet_hf.scripts.{name}")
 
 
 def tiny_model(heads: dict | None = None, **config_kwargs) -> MuppetForMultiTask:
@@ -116,17 +113,17 @@ def test_canary_travels_in_config_json_of_checkpoints_exports_and_fine_tuned_mod
     for folder in (checkpoint, tmp_path / "run"):
         assert json.loads((folder / "config.json").read_text())["canary"] is True
         with pytest.raises(ValueError, match="canary"):
-            push_to_hub(folder, "someone/model", dry_run=True)
+            push_export(folder, "someone/model", dry_run=True)
         assert cli_main(["push", str(folder), "someone/model", "--dry-run"]) == 2
     with pytest.warns(UserWarning, match="Uploading anyway because allow_canary=True"):
-        assert push_to_hub(checkpoint, "someone/model", dry_run=True, allow_canary=True).files
+        assert push_export(checkpoint, "someone/model", dry_run=True, allow_canary=True).files
 
     for heads in ("all", "none"):
         exported = export_checkpoint(checkpoint, tmp_path / f"export-{heads}", heads=heads)
         assert json.loads((exported / "config.json").read_text())["canary"] is True
         assert read_run_metadata(exported).is_canary
         with pytest.raises(ValueError, match="canary"):
-            push_to_hub(exported, "someone/model", dry_run=True)
+            push_export(exported, "someone/model", dry_run=True)
 
     # Fine-tuning on a task without the tag, from the canary checkpoint or its backbone export, keeps the mark.
     finetune = load_script("finetune")
@@ -136,7 +133,7 @@ def test_canary_travels_in_config_json_of_checkpoints_exports_and_fine_tuned_mod
         assert model.config.canary is True
         save_checkpoint(model, tmp_path / "ft")
         with pytest.raises(ValueError, match="canary"):
-            push_to_hub(tmp_path / "ft", "someone/model", dry_run=True)
+            push_export(tmp_path / "ft", "someone/model", dry_run=True)
         shutil.rmtree(tmp_path / "ft")
 
 
@@ -322,7 +319,7 @@ def test_push_error_text_never_shows_the_token(tmp_path, monkeypatch, capsys):
     def echoing_server(*args, **kwargs):
         raise ConnectionError(f"403 from server; request headers: Authorization: Bearer {token}; token={token}")
 
-    monkeypatch.setattr(push_module, "push_to_hub", echoing_server)
+    monkeypatch.setattr(push_module, "push_export", echoing_server)
     assert cli_main(["push", str(tmp_path), "someone/model"]) == 1
     err = capsys.readouterr().err
     assert token not in err and "***" in err

@@ -21,7 +21,7 @@ from muppet_hf.checkpointing import (
     load_optimizer_state,
     save_optimizer_state,
 )
-from muppet_hf.export import PICKLE_SUFFIXES
+from muppet_hf.hub.export import PICKLE_SUFFIXES
 from muppet_hf.metrics import compute_task_metrics
 from muppet_hf.testing_utils import tiny_config
 from muppet_hf.trainer import MuppetTrainer

@@ -3,7 +3,8 @@
 import argparse
 from collections.abc import Sequence
 
-from ..export import export_checkpoint, list_upload_files
+from ..hub.export import export_checkpoint
+from ..hub.push import list_upload_files
 from ..lora import export_adapters, export_merged
 
 

@@ -6,14 +6,14 @@ import sys
 from huggingface_hub import get_token
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..export import push_to_hub
+from ..hub import push_export
 from ..safety import redact
 from .export import add_heads_argument, parse_heads, print_files
 
 
 def run_push(args: argparse.Namespace) -> int:
     try:
-        result = push_to_hub(
+        result = push_export(
             args.path,
             args.repo_id,
             private=args.private,
