@@ -277,5 +277,17 @@ class CheckpointMixin:
             with open(os.path.join(output_dir, TRAINING_ARGS_FILE), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
 
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """No push from inside training: `Trainer._push_from_checkpoint` pickles the training arguments into
+        `training_args.bin` and uploads the output folder without the canary and upload checks. The push at the end
+        of training (`push_to_hub()`, which `hub_strategy` `end` and the Trainer's own end of training call) uploads
+        safetensors and JSON after those checks."""
+        if self.args.push_to_hub and self.is_world_process_zero():
+            logger.warning(
+                "%s: not pushed during training (training_args.bin would be pickled); push_to_hub() at the end of "
+                "training uploads the final model after its checks",
+                os.path.basename(checkpoint_folder),
+            )
+
 
 __all__ = ["CheckpointMixin"]

@@ -55,3 +55,22 @@ def test_trainer_push_to_hub_checks_the_folder_it_uploads(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match="canary"):
         trainer.push_to_hub(token=FAKE_TOKEN)
     assert len(uploads) == 1
+
+
+def test_trainer_never_pushes_a_pickle_from_inside_training(tmp_path, monkeypatch):
+    """`Trainer._push_from_checkpoint` would write a pickled `training_args.bin` and upload it unchecked."""
+    heads = {"sentiment": {"type": "classification", "num_labels": 2}}
+    model = MuppetForMultiTask(
+        MuppetConfig(base_model_config=tiny_config("bert"), heads=heads, tasks={"sentiment": "sentiment"})
+    )
+    output_dir = tmp_path / "out"
+    args = MuppetTrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True)
+    trainer = MuppetTrainer(model, args)
+    monkeypatch.setattr(trainer.args, "push_to_hub", True)
+    uploads = []
+    monkeypatch.setattr(Trainer, "_push_from_checkpoint", lambda self, folder: uploads.append(folder))
+    checkpoint = output_dir / "checkpoint-1"
+    checkpoint.mkdir(parents=True)
+    trainer._push_from_checkpoint(str(checkpoint))
+    assert uploads == []
+    assert not (output_dir / "training_args.bin").exists()
