@@ -280,8 +280,8 @@ class CheckpointMixin:
     def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
         """No push from inside training: `Trainer._push_from_checkpoint` pickles the training arguments into
         `training_args.bin` and uploads the output folder without the canary and upload checks. The push at the end
-        of training (`push_to_hub()`, which `hub_strategy` `end` and the Trainer's own end of training call) uploads
-        safetensors and JSON after those checks."""
+        of training (`push_to_hub()`, which `save_model()` calls when `push_to_hub` is set, as the training scripts do
+        at the end) uploads safetensors and JSON after those checks."""
         if self.args.push_to_hub and self.is_world_process_zero():
             logger.warning(
                 "%s: not pushed during training (training_args.bin would be pickled); push_to_hub() at the end of "
