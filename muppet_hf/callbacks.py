@@ -85,6 +85,8 @@ class NonFiniteLossCallback(TrainerCallback):
 class HeadWarmupCallback(TrainerCallback):
     """Freezes the backbone for the first `head_warmup_steps` updates, so only the fresh heads train.
 
+    Only the backbone parameters that train at all are toggled: they are taken when training begins, so with LoRA the
+    adapters are frozen for the warm-up and then trained, while the backbone's own weights stay frozen throughout.
     Frozen parameters get no gradient, so AdamW leaves them and their moments untouched (and their backward pass is
     not computed); to DDP they look like the unused heads of a sub-batch, which `ddp_find_unused_parameters` allows.
     The freeze is set at every update's start from the step count alone, so a resumed run freezes the same updates.
@@ -92,12 +94,18 @@ class HeadWarmupCallback(TrainerCallback):
 
     def __init__(self, trainer: "MuppetTrainer"):
         self.trainer = trainer
+        self.parameters: list[torch.nn.Parameter] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Taken once: a second `train()` may begin while a finished warm-up left these frozen.
+        if not self.parameters:
+            self.parameters = [p for p in self.trainer.model.backbone.parameters() if p.requires_grad]
 
     def on_step_begin(self, args, state, control, **kwargs):
         trainable = state.global_step >= args.head_warmup_steps
-        backbone = self.trainer.model.backbone
-        if next(backbone.parameters()).requires_grad != trainable:
-            backbone.requires_grad_(trainable)
+        if self.parameters and self.parameters[0].requires_grad != trainable:
+            for parameter in self.parameters:
+                parameter.requires_grad_(trainable)
             logger.info("update %d: backbone %s", state.global_step + 1, "unfrozen" if trainable else "frozen")
 
 

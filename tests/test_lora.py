@@ -111,6 +111,26 @@ def test_lora_trains_adapters_and_heads_in_heterogeneous_updates_and_freezes_the
             assert torch.equal(param, frozen[name.replace(".base_layer", "")]), name
 
 
+def test_head_warmup_freezes_the_adapters_then_trains_them_and_never_the_backbone(tmp_path):
+    model = build()
+    trainer = MuppetTrainer(model, arguments(tmp_path, lora_mode="shared", head_warmup_steps=1), train_data())
+    initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with_grad = []
+
+    class Grads(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):
+            with_grad.append({name for name, p in model.backbone.named_parameters() if p.grad is not None})
+
+    trainer.add_callback(Grads())
+    trainer.train()
+    # Update 1: no backbone gradient at all; update 2: the adapters' only (the backbone's weights stay frozen).
+    assert with_grad[0] == set()
+    assert with_grad[1] == {name for name in dict(model.backbone.named_parameters()) if "lora_" in name}
+    for name, param in model.named_parameters():
+        if name.startswith("backbone.") and "lora_" not in name:
+            assert not param.requires_grad and torch.equal(param, initial[name]), name
+
+
 def test_per_task_adapter_gets_gradient_from_its_own_tasks_only(tmp_path):
     model = build()
     trainer = MuppetTrainer(model, arguments(tmp_path, r3f_lambda=1.0, r3f_eps=1e-2), train_dataset=train_data())
