@@ -332,7 +332,8 @@ def run_script(script: Path, argv: list[str], run_dir: Path, done_file: str, in_
     """Runs `script argv` once for `run_dir`, unless `run_dir/done_file` shows it already finished.
 
     The command goes to `run_dir/run.json` and the output to `run_dir/run.log`. A finished run made by a different
-    command is an error rather than a silent mix of settings.
+    command is an error rather than a silent mix of settings; its `--output_dir` may differ, so that the runs of one
+    experiment copied into another (the same models and protocol) are reused rather than run again.
 
     Returns:
         `dict` with `skipped` (`bool`) and `wall_seconds` (of the run that made the folder, when known).
@@ -343,7 +344,12 @@ def run_script(script: Path, argv: list[str], run_dir: Path, done_file: str, in_
     if (run_dir / done_file).is_file():
         if record_path.is_file():
             previous = json.loads(record_path.read_text(encoding="utf-8"))
-            if (previous["script"], previous["argv"]) != (record["script"], record["argv"]):
+            # The folder is the run's identity: one copied from another experiment (its `--output_dir` names the
+            # folder it was made in) is the same run.
+            if (previous["script"], _without_output_dir(previous["argv"])) != (
+                record["script"],
+                _without_output_dir(record["argv"]),
+            ):
                 raise ValueError(
                     f"{run_dir} holds a finished run of another command ({record_path}, field `argv`); delete the "
                     "folder to run it again with the new settings, or pick another --output_dir"
@@ -368,6 +374,14 @@ def run_script(script: Path, argv: list[str], run_dir: Path, done_file: str, in_
         raise RuntimeError(f"{record['script']} failed (exit {returncode}); log {run_dir / RUN_LOG}:\n{tail}")
     write_json(record_path, record)
     return {"skipped": False, "wall_seconds": record["wall_seconds"]}
+
+
+def _without_output_dir(argv: list[str]) -> list[str]:
+    """`argv` without its `--output_dir` flag and value."""
+    if "--output_dir" not in argv:
+        return argv
+    index = argv.index("--output_dir")
+    return argv[:index] + argv[index + 2 :]
 
 
 def read_finetune_metrics(path: Path, head_type: str) -> dict:

@@ -83,6 +83,9 @@ class TransferArguments(ExperimentArguments):
             `config.json` (a run still going) is an error.
         prefinetune_seeds (`list[int]`, *optional*): the pre-finetuning seed of each checkpoint, in order: the seed of
             the ones made here, and a label for all. Defaults to what each checkpoint's `training_args.json` says.
+        muppet_labels (`list[str]`, *optional*): a name per checkpoint, in order, for its run folders
+            (`finetune/<label>/`) and tables, e.g. `full_1 lora_1` to compare two ways of pre-finetuning. Defaults to
+            `muppet` for one checkpoint and `muppet_1, muppet_2, ...` for several.
         fractions (`list[float]`, *optional*, defaults to `[0.1, 0.3, 1.0]`): shares of each capped training set.
     """
 
@@ -93,6 +96,9 @@ class TransferArguments(ExperimentArguments):
     )
     prefinetune_seeds: list[int] | None = field(
         default=None, metadata={"help": "Pre-finetuning seed of each checkpoint (used to make missing ones)."}
+    )
+    muppet_labels: list[str] | None = field(
+        default=None, metadata={"help": "A name per checkpoint (default: muppet, or muppet_1, muppet_2, ...)."}
     )
     fractions: list[float] = field(
         default_factory=lambda: [0.1, 0.3, 1.0], metadata={"help": "Shares of each capped training set."}
@@ -109,6 +115,15 @@ class TransferArguments(ExperimentArguments):
                 f"field `prefinetune_seeds`: one seed per checkpoint of `muppet_checkpoints`, got "
                 f"{len(self.prefinetune_seeds)} seeds for {len(self.muppet_checkpoints)} checkpoints"
             )
+        if self.muppet_labels is not None:
+            labels = self.muppet_labels
+            if len(labels) != len(self.muppet_checkpoints) or len(set(labels)) != len(labels) or "base" in labels:
+                raise ValueError(
+                    f"field `muppet_labels`: one distinct name per checkpoint of `muppet_checkpoints`, other than "
+                    f"'base'; got {labels} for {len(self.muppet_checkpoints)} checkpoints"
+                )
+            if not all(label.replace("_", "").replace("-", "").isalnum() for label in labels):
+                raise ValueError(f"field `muppet_labels`: names are folder names (letters, digits, _ or -): {labels}")
 
 
 def parse_args(argv: list[str] | None = None) -> TransferArguments:
@@ -256,9 +271,9 @@ def main(args: TransferArguments) -> dict:
     experiment_dir.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe(args.recipe)
     backbone = base_backbone(recipe, args)
-    muppets = ["muppet"] if len(args.muppet_checkpoints) == 1 else [
+    muppets = args.muppet_labels or (["muppet"] if len(args.muppet_checkpoints) == 1 else [
         f"muppet_{index}" for index in range(1, len(args.muppet_checkpoints) + 1)
-    ]  # fmt: skip
+    ])  # fmt: skip
     models, records = {"base": backbone}, []
     for index, label in enumerate(muppets):
         checkpoint, record = muppet_checkpoint(args, recipe, index, label)

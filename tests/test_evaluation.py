@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,20 @@ def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, 
     changed[changed.index("--finetune_steps") + 1] = "5"
     with pytest.raises(ValueError, match="another command"):
         script.main(script.parse_args(changed))
+
+    # The runs copied into another experiment, under a label of their own, are reused there, not run again.
+    shutil.copytree(tmp_path / "transfer" / "finetune" / "base", tmp_path / "other" / "finetune" / "base")
+    shutil.copytree(tmp_path / "transfer" / "finetune" / "muppet", tmp_path / "other" / "finetune" / "full_1")
+    moved = list(flags)
+    moved[moved.index("--output_dir") + 1] = str(tmp_path / "other")
+    copied = script.main(script.parse_args([*moved, "--muppet_labels", "full_1"]))
+    assert capsys.readouterr().out.count("skipped (done)") == 16
+    assert [run["score"] for run in copied["runs"]] == [run["score"] for run in results["runs"]]
+    assert {run["model"] for run in copied["runs"]} == {"base", "full_1"}
+    assert {entry["model"] for entry in copied["comparison"]["by_checkpoint"]} <= {"full_1"}
+    for labels in (["base"], ["a", "b"], ["a/b"]):
+        with pytest.raises(ValueError, match="muppet_labels"):
+            script.parse_args([*moved, "--muppet_labels", *labels])
 
 
 def test_scaling_pre_finetunes_nested_subsets_and_includes_the_base_model(load_script, tiny_base, tmp_path):
