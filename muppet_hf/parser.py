@@ -28,6 +28,27 @@ def read_recipe(path: str | Path, what: str = "recipe") -> dict[str, Any]:
     return recipe
 
 
+# A source checkout: recipes name task files such as `training/data/tiny/tiny_qa.yaml` from its root.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_task_path(name_or_path: str, recipe_dir: Path | None = None) -> str:
+    """A recipe's task: a registered name as it is, a task YAML as an absolute path.
+
+    A relative YAML path is looked up in the working directory, then beside the recipe, then at the repository root;
+    `training/prefinetune.py` and `muppet-hf plan` resolve a recipe's tasks alike.
+    """
+    if not name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_absolute():
+        return name_or_path
+    bases = [base for base in (Path.cwd(), recipe_dir, REPO_ROOT) if base is not None]
+    for base in bases:
+        if (base / name_or_path).is_file():
+            return str((base / name_or_path).resolve())
+    raise ValueError(
+        f"task file {name_or_path!r} not found in {', '.join(str(base) for base in bases)} (field `tasks`)"
+    )
+
+
 class MuppetArgumentParser(HfArgumentParser):
     """An [`~transformers.HfArgumentParser`] that also reads a YAML recipe, like TRL's `TrlParser`.
 
@@ -107,4 +128,4 @@ def check_recipe_value(recipe: Path, key: str, value: Any, annotation: Any) -> N
         raise TypeError(f"{recipe}: field `{key}` must be {names}, got {value!r} ({type(value).__name__})")
 
 
-__all__ = ["MuppetArgumentParser", "check_recipe_value"]
+__all__ = ["MuppetArgumentParser", "check_recipe_value", "read_recipe", "resolve_task_path"]

@@ -23,7 +23,7 @@ import numpy as np
 from .data import offline_cache_dir
 from .data.offline.build import task_dir
 from .data.offline.task import BUILDER
-from .parser import read_recipe
+from .parser import read_recipe, resolve_task_path
 from .sampling import task_weights
 from .tasks import get_task
 from .tasks.spec import TaskSpec
@@ -310,16 +310,6 @@ def plan_mixture(
     )
 
 
-def _resolve_task(name_or_path: str, recipe_dir: Path) -> str:
-    """Task YAML paths are relative to the working directory, else to the recipe (as in training/prefinetune.py)."""
-    if not name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_absolute():
-        return name_or_path
-    for base in (Path.cwd(), recipe_dir):
-        if (base / name_or_path).is_file():
-            return str((base / name_or_path).resolve())
-    raise ValueError(f"task file {name_or_path!r} not found in {Path.cwd()} or {recipe_dir} (field `tasks`)")
-
-
 def load_recipe(path: str | os.PathLike) -> tuple[dict, MuppetTrainingArguments]:
     """Reads a pre-finetuning recipe and validates its training arguments, offline.
 
@@ -342,7 +332,7 @@ def load_recipe(path: str | os.PathLike) -> tuple[dict, MuppetTrainingArguments]
         args = MuppetTrainingArguments(**training)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path}: {err}") from err
-    recipe["tasks"] = [_resolve_task(str(task), path.resolve().parent) for task in recipe["tasks"]]
+    recipe["tasks"] = [resolve_task_path(str(task), path.resolve().parent) for task in recipe["tasks"]]
     return recipe, args
 
 

@@ -160,3 +160,19 @@ def test_plan_command_reports_a_bad_recipe(tmp_path, capsys):
     bad.write_text("tasks: [rte]\ntask_sampling: sometimes\n")
     assert main(["plan", str(bad)]) == 2
     assert "task_sampling" in capsys.readouterr().err
+
+
+def test_plan_and_training_resolve_a_recipes_task_files_alike(tmp_path, monkeypatch, capsys):
+    from muppet_hf.scripts.prefinetune import parse_args
+
+    # A recipe outside the repository, run from another folder, names a task file from the repository's root.
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("tasks: [training/data/tiny/tiny_sentiment.yaml]\noutput_dir: out\n")
+    monkeypatch.chdir(tmp_path)
+    expected = str(REPO / "training" / "data" / "tiny" / "tiny_sentiment.yaml")
+    assert parse_args(["--config", str(recipe)])[0].tasks == [expected]
+    assert main(["plan", str(recipe)]) == 0
+    assert "tiny_sentiment" in capsys.readouterr().out
+    recipe.write_text("tasks: [training/data/tiny/missing.yaml]\n")
+    assert main(["plan", str(recipe)]) == 2
+    assert "'training/data/tiny/missing.yaml' not found" in capsys.readouterr().err

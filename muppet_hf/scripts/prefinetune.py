@@ -28,7 +28,7 @@ from muppet_hf.hub.run_metadata import backbone_hub_id
 from muppet_hf.io_utils import write_json
 from muppet_hf.metric_keys import split_metric_keys
 from muppet_hf.metrics import metrics_in_percent
-from muppet_hf.parser import MuppetArgumentParser
+from muppet_hf.parser import MuppetArgumentParser, resolve_task_path
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
 from muppet_hf.scripts import launch
 from muppet_hf.tasks import get_tasks, heads_for, prepare_task
@@ -38,9 +38,6 @@ from muppet_hf.training_args import MuppetTrainingArguments
 
 
 logger = logging.getLogger("muppet_hf.prefinetune")
-# The source checkout (muppet_hf/scripts/ -> the repository), where recipes name task files such as
-# `training/data/tiny/tiny_sentiment.yaml`.
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -88,21 +85,11 @@ class ScriptArguments:
     )
 
 
-def _resolve_task(name_or_path: str, recipe_dir: Path | None) -> str:
-    """Task YAML paths are relative to the working directory, else to the recipe, else to the repository."""
-    if not name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_absolute():
-        return name_or_path
-    for base in (Path.cwd(), recipe_dir, REPO_ROOT):
-        if base is not None and (base / name_or_path).is_file():
-            return str((base / name_or_path).resolve())
-    raise ValueError(f"task file {name_or_path!r} not found (field `tasks`)")
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[ScriptArguments, MuppetTrainingArguments]:
     """Parses `--config <recipe.yaml>` as defaults, then the remaining flags on top of them."""
     parser = MuppetArgumentParser((ScriptArguments, MuppetTrainingArguments))
     script_args, training_args, recipe_dir = parser.parse_args_and_config(argv)
-    script_args.tasks = [_resolve_task(task, recipe_dir) for task in script_args.tasks]
+    script_args.tasks = [resolve_task_path(task, recipe_dir) for task in script_args.tasks]
     script_args.model_name_or_path = resolve_model_path(script_args.model_name_or_path)
     script_args.tokenizer_name_or_path = resolve_model_path(script_args.tokenizer_name_or_path)
     return script_args, training_args
