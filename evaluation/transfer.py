@@ -16,6 +16,13 @@ HF_HUB_OFFLINE=1 python evaluation/transfer.py --output_dir runs/evaluation/tran
 HF_HUB_OFFLINE=1 python evaluation/transfer.py --muppet_checkpoints runs/muppet-long-s1 runs/muppet-long-s2 \
     --prefinetune_seeds 1 2 --fractions 0.1 --learning_rates 1e-4 --output_dir runs/evaluation/transfer-10
 
+# LoRA against full pre-finetuning at the same updates, run for run: label the checkpoints and pair them with the full
+# one (runs copied from another experiment of the same protocol, e.g. its finetune/base/, are reused):
+HF_HUB_OFFLINE=1 python evaluation/transfer.py --recipe training/recipes/offline_suite_long.yaml \
+    --muppet_checkpoints runs/muppet-minilm-offline-long-s1 runs/muppet-minilm-offline-lora-long-s1 \
+    --muppet_labels full_1 lora_1 --reference full_1 --fractions 0.1 --learning_rates 1e-4 \
+    --output_dir runs/evaluation/transfer-lora-long
+
 # Smoke run of the tiny setup (seconds): a tiny random base model folder, the tiny recipe pre-finetuned from it (the
 # Muppet checkpoint is made from `--recipe` when it does not exist), and tiny tasks:
 python -c "from muppet_hf import MuppetConfig, MuppetForMultiTask; from muppet_hf.testing_utils import *; \
@@ -86,6 +93,8 @@ class TransferArguments(ExperimentArguments):
         muppet_labels (`list[str]`, *optional*): a name per checkpoint, in order, for its run folders
             (`finetune/<label>/`) and tables, e.g. `full_1 lora_1` to compare two ways of pre-finetuning. Defaults to
             `muppet` for one checkpoint and `muppet_1, muppet_2, ...` for several.
+        reference (`str`, *optional*, defaults to `"base"`): the model every other one is paired with: `base`, or
+            one of `muppet_labels` (e.g. `full_1` to compare LoRA against full pre-finetuning run for run).
         fractions (`list[float]`, *optional*, defaults to `[0.1, 0.3, 1.0]`): shares of each capped training set.
     """
 
@@ -99,6 +108,9 @@ class TransferArguments(ExperimentArguments):
     )
     muppet_labels: list[str] | None = field(
         default=None, metadata={"help": "A name per checkpoint (default: muppet, or muppet_1, muppet_2, ...)."}
+    )
+    reference: str = field(
+        default="base", metadata={"help": "The model the others are paired with: base, or one of --muppet_labels."}
     )
     fractions: list[float] = field(
         default_factory=lambda: [0.1, 0.3, 1.0], metadata={"help": "Shares of each capped training set."}
@@ -124,6 +136,11 @@ class TransferArguments(ExperimentArguments):
                 )
             if not all(label.replace("_", "").replace("-", "").isalnum() for label in labels):
                 raise ValueError(f"field `muppet_labels`: names are folder names (letters, digits, _ or -): {labels}")
+        if self.reference != "base" and self.reference not in (self.muppet_labels or []):
+            raise ValueError(
+                f"field `reference`: {self.reference!r} is neither 'base' nor one of `muppet_labels` "
+                f"({self.muppet_labels})"
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> TransferArguments:
@@ -154,18 +171,20 @@ def muppet_checkpoint(args: TransferArguments, recipe: dict, index: int, label: 
     return path, {**record, "prefinetune_seed": seed}
 
 
-def paired_differences(runs: list[dict], muppets: list[str]) -> list[dict]:
-    """Every pair of the comparison: a Muppet checkpoint and the base model fine-tuned on the same task, training
-    share and fine-tuning seed, each at the learning rate it chose on validation; `difference` = Muppet - base."""
+def paired_differences(runs: list[dict], muppets: list[str], reference: str = "base") -> list[dict]:
+    """Every pair of the comparison: a Muppet checkpoint and the `reference` model (the base) fine-tuned on the same
+    task, training share and fine-tuning seed, each at the learning rate it chose on validation; `difference` =
+    Muppet - reference, and the reference's score is under `base`."""
     chosen = {(run["model"], run["task"], run["train_fraction"], run["seed"]): run for run in selected(runs)}
     pairs = []
     for (model, task, fraction, seed), muppet in chosen.items():
-        base = chosen.get(("base", task, fraction, seed))
+        base = chosen.get((reference, task, fraction, seed))
         if model not in muppets or base is None:
             continue
         pairs.append(
             {
                 "model": model,
+                "reference": reference,
                 "task": task,
                 "train_fraction": fraction,
                 "seed": seed,
@@ -224,18 +243,19 @@ def tables(
     tasks: list[str],
     fractions: list[float],
     muppets: list[str],
+    reference: str = "base",
 ) -> str:
     """The markdown of the experiment: scores and paired differences per task, then the verdict over tasks.
 
     Args:
-        aggregates (`list[dict]`): per model, task and fraction (the base model's scores).
+        aggregates (`list[dict]`): per model, task and fraction (the `reference` model's scores).
         pooled (`list[dict]`): per task and fraction over every Muppet checkpoint and seed (the Muppet column).
     """
     by_task = {(entry["task"], entry["train_fraction"]): entry for entry in comparison["by_task"]}
     rows = []
     for task in tasks:
         for fraction in fractions:
-            base = lookup(aggregates, model="base", task=task, train_fraction=fraction)
+            base = lookup(aggregates, model=reference, task=task, train_fraction=fraction)
             muppet = lookup(pooled, task=task, train_fraction=fraction)
             pair = by_task.get((task, fraction))
             rows.append(
@@ -250,8 +270,9 @@ def tables(
                     f"{pair['wins']}/{pair['losses']}/{pair['ties']}" if pair else "–",
                 ]
             )
-    headers = ["task", "metric", "train share", "guess", "base", "Muppet", "Δ mean [95% CI]", "Δ > 0 / < 0 / = 0"]
-    overall = "all checkpoints" if len(muppets) > 1 else "Muppet"
+    compared = "Muppet" if reference == "base" else " and ".join(muppets)
+    headers = ["task", "metric", "train share", "guess", reference, compared, "Δ mean [95% CI]", "Δ > 0 / < 0 / = 0"]
+    overall = "all checkpoints" if len(muppets) > 1 else compared
     summary = [_summary_row(overall, entry) for entry in comparison["over_tasks"]]
     if len(muppets) > 1:
         summary += [_summary_row(entry["model"], entry) for entry in comparison["by_checkpoint"]]
@@ -259,7 +280,13 @@ def tables(
         markdown_table(headers, rows)
         + "\n"
         + markdown_table(
-            ["Muppet - base over tasks", "train share", "tasks", "mean of task means [95% CI]", "tasks ahead/behind"],
+            [
+                f"{compared} - {reference} over tasks",
+                "train share",
+                "tasks",
+                "mean of task means [95% CI]",
+                "tasks ahead/behind",
+            ],  # fmt: skip
             summary,
         )
     )
@@ -285,7 +312,9 @@ def main(args: TransferArguments) -> dict:
     runs = finetune_grid(experiment_dir, models, args, args.fractions)
     aggregates = aggregate(selected(runs))
     tasks = held_out_names(args)
-    pairs = paired_differences(runs, muppets)
+    # With a checkpoint as the reference, the others (not the base) are paired with it.
+    muppets = [label for label in muppets if label != args.reference]
+    pairs = paired_differences(runs, muppets, args.reference)
     comparison = compare(pairs, tasks, args.fractions, muppets)
 
     plot_lines(
@@ -298,11 +327,12 @@ def main(args: TransferArguments) -> dict:
         tasks,
         [f"{100 * fraction:g}%" for fraction in args.fractions],
         experiment_dir / "transfer_delta.png",
-        title="Muppet - base, mean paired difference (points)",
+        title=f"{'Muppet' if args.reference == 'base' else ', '.join(muppets)} - {args.reference}, mean paired "
+        "difference (points)",
         label="points (accuracy x 100 or F1)",
     )
     pooled = aggregate([run for run in selected(runs) if run["model"] in muppets], keys=("task", "train_fraction"))
-    table = tables(aggregates, pooled, comparison, tasks, args.fractions, muppets)
+    table = tables(aggregates, pooled, comparison, tasks, args.fractions, muppets, args.reference)
     payload = experiment_payload(
         "transfer",
         args,

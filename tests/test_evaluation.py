@@ -137,6 +137,17 @@ def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, 
         with pytest.raises(ValueError, match="muppet_labels"):
             script.parse_args([*moved, "--muppet_labels", *labels])
 
+    # The same checkpoint twice under two labels, the first as the reference: every pair is the second against the
+    # first, run for run (here both fine-tune the same checkpoint, so the differences are 0).
+    shutil.copytree(tmp_path / "transfer" / "finetune" / "muppet", tmp_path / "other" / "finetune" / "again")
+    twice = [*moved, "--muppet_checkpoints", str(tmp_path / "muppet"), str(tmp_path / "muppet")]
+    versus = script.main(script.parse_args([*twice, "--muppet_labels", "full_1", "again", "--reference", "full_1"]))
+    assert {(pair["model"], pair["reference"]) for pair in versus["pairs"]} == {("again", "full_1")}
+    assert len(versus["pairs"]) == 8 and all(pair["difference"] == 0 for pair in versus["pairs"])
+    assert "| again - full_1 over tasks |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="reference"):
+        script.parse_args([*twice, "--muppet_labels", "full_1", "again", "--reference", "lora"])
+
 
 def test_scaling_pre_finetunes_nested_subsets_and_includes_the_base_model(load_script, tiny_base, tmp_path):
     script = load_script("scaling")
