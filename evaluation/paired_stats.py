@@ -18,12 +18,16 @@ import numpy as np
 # for differences of a few points.
 BOOTSTRAP_RESAMPLES = 10_000
 CONFIDENCE = 0.95
+# Differences (and mean differences) closer to 0 than this, in points, are ties: scores are shares of a test set, so
+# +20.8 and -20.8 on two seeds can average to -7e-15 rather than 0.
+TIE_TOLERANCE = 1e-9
 
 
 def sign_count(differences: list[float]) -> dict[str, int]:
-    """How many differences are positive (`wins`), negative (`losses`) and exactly 0 (`ties`)."""
+    """How many differences are positive (`wins`), negative (`losses`) and 0 (`ties`, within `TIE_TOLERANCE`)."""
     values = np.asarray(differences, dtype=float)
-    return {"wins": int((values > 0).sum()), "losses": int((values < 0).sum()), "ties": int((values == 0).sum())}
+    wins, losses = int((values > TIE_TOLERANCE).sum()), int((values < -TIE_TOLERANCE).sum())
+    return {"wins": wins, "losses": losses, "ties": values.size - wins - losses}
 
 
 def _interval(means: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -84,7 +88,8 @@ def paired_summary(differences: list[float], seed: int = 0) -> dict:
 
 def across_tasks_summary(differences_by_task: dict[str, list[float]], seed: int = 0) -> dict:
     """The verdict over tasks: the mean of the per-task mean differences with its stratified bootstrap 95% interval,
-    and how many tasks have a positive (`tasks_ahead`) or negative (`tasks_behind`) mean difference."""
+    and how many tasks have a positive (`tasks_ahead`) or negative (`tasks_behind`) mean difference (a mean within
+    `TIE_TOLERANCE` of 0 is neither)."""
     task_means = [float(np.mean(values)) for values in differences_by_task.values()]
     low, high = stratified_bootstrap_interval(list(differences_by_task.values()), seed=seed)
     return {
@@ -92,6 +97,6 @@ def across_tasks_summary(differences_by_task: dict[str, list[float]], seed: int 
         "mean_of_task_means": float(np.mean(task_means)),
         "ci_low": low,
         "ci_high": high,
-        "tasks_ahead": sum(mean > 0 for mean in task_means),
-        "tasks_behind": sum(mean < 0 for mean in task_means),
+        "tasks_ahead": sum(mean > TIE_TOLERANCE for mean in task_means),
+        "tasks_behind": sum(mean < -TIE_TOLERANCE for mean in task_means),
     }

@@ -16,6 +16,13 @@ spec.loader.exec_module(paired_stats)
 
 def test_sign_count():
     assert paired_stats.sign_count([1.5, -2.0, 0.0, 3.0]) == {"wins": 2, "losses": 1, "ties": 1}
+    # Rounding: 100 * 19/24 - 100 * 14/24 and its opposite average to a hair under 0, which is a tie, not a loss.
+    gain = 100 * 19 / 24 - 100 * 14 / 24
+    opposite = 100 * 8 / 24 - 100 * 13 / 24
+    assert gain + opposite != 0
+    assert paired_stats.sign_count([gain + opposite]) == {"wins": 0, "losses": 0, "ties": 1}
+    summary = paired_stats.across_tasks_summary({"a": [gain, opposite], "b": [1.0]})
+    assert (summary["tasks_ahead"], summary["tasks_behind"]) == (1, 0)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_matches_the_normal_interval_for_many_pairs():
