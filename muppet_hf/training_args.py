@@ -65,7 +65,8 @@ class MuppetTrainingArguments(TrainingArguments):
 
         head_warmup_steps (`int`, *optional*, defaults to `0`):
             Updates at the start during which the backbone is frozen and only the heads train (linear probing
-            before fine-tuning), so that randomly initialised heads do not send large gradients into it.
+            before fine-tuning), so that randomly initialised heads do not send large gradients into it. With LoRA
+            the adapters are frozen for those updates; the backbone's own weights stay frozen throughout.
         backbone_learning_rate (`float`, *optional*):
             Peak learning rate of the backbone's parameters; the heads keep `learning_rate`. Defaults to
             `learning_rate` for both.
