@@ -222,6 +222,11 @@ def compare(pairs: list[dict], tasks: list[str], fractions: list[float], muppets
     return {"by_task": by_task, "by_checkpoint": by_checkpoint, "over_tasks": over_tasks}
 
 
+def _compared(muppets: list[str], reference: str) -> str:
+    """How tables and plots name the side paired with `reference`: `Muppet` against the base, else the labels."""
+    return "Muppet" if reference == "base" else " and ".join(muppets)
+
+
 def _interval(entry: dict, mean_key: str = "mean") -> str:
     return f"{entry[mean_key]:+.1f} [{entry['ci_low']:+.1f}, {entry['ci_high']:+.1f}]"
 
@@ -270,7 +275,7 @@ def tables(
                     f"{pair['wins']}/{pair['losses']}/{pair['ties']}" if pair else "–",
                 ]
             )
-    compared = "Muppet" if reference == "base" else " and ".join(muppets)
+    compared = _compared(muppets, reference)
     headers = ["task", "metric", "train share", "guess", reference, compared, "Δ mean [95% CI]", "Δ > 0 / < 0 / = 0"]
     overall = "all checkpoints" if len(muppets) > 1 else compared
     summary = [_summary_row(overall, entry) for entry in comparison["over_tasks"]]
@@ -286,7 +291,7 @@ def tables(
                 "tasks",
                 "mean of task means [95% CI]",
                 "tasks ahead/behind",
-            ],  # fmt: skip
+            ],
             summary,
         )
     )
@@ -327,8 +332,7 @@ def main(args: TransferArguments) -> dict:
         tasks,
         [f"{100 * fraction:g}%" for fraction in args.fractions],
         experiment_dir / "transfer_delta.png",
-        title=f"{'Muppet' if args.reference == 'base' else ', '.join(muppets)} - {args.reference}, mean paired "
-        "difference (points)",
+        title=f"{_compared(muppets, args.reference)} - {args.reference}, mean paired difference (points)",
         label="points (accuracy x 100 or F1)",
     )
     pooled = aggregate([run for run in selected(runs) if run["model"] in muppets], keys=("task", "train_fraction"))

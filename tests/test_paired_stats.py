@@ -16,7 +16,7 @@ spec.loader.exec_module(paired_stats)
 
 def test_sign_count():
     assert paired_stats.sign_count([1.5, -2.0, 0.0, 3.0]) == {"wins": 2, "losses": 1, "ties": 1}
-    # Rounding: 100 * 19/24 - 100 * 14/24 and its opposite average to a hair under 0, which is a tie, not a loss.
+    # Rounding: 100 * 19/24 - 100 * 14/24 and its opposite sum to a hair off 0 (7e-15), which is a tie, not a win.
     gain = 100 * 19 / 24 - 100 * 14 / 24
     opposite = 100 * 8 / 24 - 100 * 13 / 24
     assert gain + opposite != 0
