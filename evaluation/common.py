@@ -40,11 +40,12 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from muppet_hf.data import DOWNSTREAM_TASKS
+from muppet_hf.data import DOWNSTREAM_TASKS, resolve_model_path
 from muppet_hf.finetuning import PRIMARY_METRICS
 from muppet_hf.io_utils import read_json, write_json
 from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import read_recipe
+from muppet_hf.scripts.finetune import is_muppet_checkpoint
 from muppet_hf.tasks import TaskSpec, get_task
 
 
@@ -492,7 +493,11 @@ def finetune_argv(
 
 
 def finetune_grid(
-    experiment_dir: Path, models: dict[str, str], args: ExperimentArguments, fractions: list[float]
+    experiment_dir: Path,
+    models: dict[str, str],
+    args: ExperimentArguments,
+    fractions: list[float],
+    pooling: str | None = None,
 ) -> list[dict]:
     """Fine-tunes every model on every held-out task, fraction, seed and learning rate; returns one record per run.
 
@@ -503,6 +508,9 @@ def finetune_grid(
 
     Args:
         models (`dict[str, str]`): label -> model to start from (a Muppet checkpoint or a plain backbone).
+        pooling (`str`, *optional*): the pooling of a plain backbone's fresh head (`training/finetune.py --pooling`):
+            the recipe's, so that the base reads the encoder as the checkpoints pre-finetuned from it do. Muppet
+            checkpoints keep their own.
     """
     specs = {task: get_task(task) for task in args.tasks}
     grid = [
@@ -513,12 +521,15 @@ def finetune_grid(
         for model in models
         for rate in args.learning_rates
     ]
+    plain = {model for model, path in models.items() if not is_muppet_checkpoint(resolve_model_path(path))}
     runs = []
     for index, (seed, fraction, task, model, rate) in enumerate(grid, start=1):
         spec = specs[task]
         metric = primary_metric(spec)
         run_dir = experiment_dir / "finetune" / model / spec.name / f"f{_number(fraction)}-s{seed}-lr{rate:g}"
         argv = finetune_argv(args, spec, task, models[model], fraction, seed, run_dir, rate)
+        if pooling is not None and model in plain:
+            argv += ["--pooling", pooling]
         outcome = run_script(FINETUNE_SCRIPT, argv, run_dir, FINETUNE_DONE, in_process=args.in_process)
         if not args.keep_models and not outcome["skipped"]:
             for weights in run_dir.glob("*.safetensors"):
@@ -606,7 +617,7 @@ def run_variants(
             {**prefinetune(experiment_dir / "prefinetune" / name, variant, args, name), "overrides": overrides}
         )
         models[name] = records[-1]["output_dir"]
-    return models, records, finetune_grid(experiment_dir, models, args, [args.fraction])
+    return models, records, finetune_grid(experiment_dir, models, args, [args.fraction], recipe.get("pooling"))
 
 
 def write_results(experiment_dir: Path, payload: dict, table: str):

@@ -314,7 +314,7 @@ def main(args: TransferArguments) -> dict:
         models[label] = str(checkpoint)
         records.append(record)
 
-    runs = finetune_grid(experiment_dir, models, args, args.fractions)
+    runs = finetune_grid(experiment_dir, models, args, args.fractions, recipe.get("pooling"))
     aggregates = aggregate(selected(runs))
     tasks = held_out_names(args)
     # With a checkpoint as the reference, the others (not the base) are paired with it.

@@ -317,6 +317,24 @@ def test_transfer_scores_on_test_after_a_learning_rate_sweep_and_pairs_each_pre_
     assert "| tiny_tags | accuracy | 100% |" in table and "| muppet_2 | 100% | 1 |" in table
 
 
+def test_transfer_fine_tunes_the_base_with_the_recipe_pooling(load_script, tiny_base, tmp_path):
+    """The base's fresh head reads the encoder as the checkpoint pre-finetuned with the recipe does (here mean)."""
+    recipe = yaml.safe_load(TINY_RECIPE.read_text())
+    recipe["pooling"] = "mean"
+    (tmp_path / "mean.yaml").write_text(yaml.safe_dump(recipe))
+    script = load_script("transfer")
+    flags = tiny_flags(tiny_base, tmp_path / "transfer", "tiny_sentiment")
+    flags[flags.index("--recipe") + 1] = str(tmp_path / "mean.yaml")
+    flags += ["--muppet_checkpoints", str(tmp_path / "muppet"), "--prefinetune_args=--max_steps 1"]
+    results = script.main(script.parse_args([*flags, "--fractions", "1.0", "--seeds", "1"]))
+
+    for run in results["runs"]:
+        argv = json.loads(Path(run["output_dir"], "run.json").read_text())["argv"]
+        # Only the plain backbone is told; the checkpoint keeps the pooling it was pre-finetuned with.
+        assert ("--pooling" in argv) == (run["model"] == "base"), argv
+        assert json.loads(Path(run["output_dir"], "config.json").read_text())["pooling"] == "mean"
+
+
 @pytest.mark.slow
 def test_transfer_as_a_command_with_child_processes(tiny_base, tmp_path):
     command = [

@@ -86,6 +86,33 @@ def test_incompatible_head_is_a_clear_error(tiny_checkpoint, tmp_path):
         )  # fmt: skip
 
 
+def test_pooling_reaches_a_plain_backbone_and_a_checkpoint_keeps_its_own(tiny_checkpoint, tmp_path):
+    script = load_script("finetune")
+    backbone = tmp_path / "backbone"
+    MuppetForMultiTask.from_pretrained(tiny_checkpoint).save_backbone(backbone)
+    # A sentence-transformers folder declaring mean pooling, as all-MiniLM-L6-v2's does.
+    modules = [{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    (backbone / "modules.json").write_text(json.dumps(modules))
+    (backbone / "1_Pooling").mkdir()
+    (backbone / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    task = str(REPO / "training/data/tiny/tiny_sentiment.yaml")
+
+    def pooling_of(model_path: Path, *flags: str) -> str:
+        argv = ["--model_name_or_path", str(model_path), "--task", task, "--output_dir", str(tmp_path / "x"), *flags]
+        args, _ = script.parse_args(argv)
+        model, _ = script.load_model(args, script.get_task(args.task))
+        return model.config.pooling
+
+    assert pooling_of(backbone) == "first", "without --pooling a fresh head reads the first token, as in prefinetune"
+    assert pooling_of(backbone, "--pooling", "auto") == "mean"
+    assert pooling_of(backbone, "--pooling", "first") == "first"
+    assert pooling_of(tiny_checkpoint) == pooling_of(tiny_checkpoint, "--pooling", "auto") == "first"
+    with pytest.raises(ValueError, match=r"field `pooling` is 'mean'.*trained with 'first'"):
+        pooling_of(tiny_checkpoint, "--pooling", "mean")
+    with pytest.raises(ValueError, match="field `pooling`"):
+        pooling_of(backbone, "--pooling", "max")
+
+
 def _offline_suite_ready() -> bool:
     try:
         load_offline_task("squadshifts_reddit")

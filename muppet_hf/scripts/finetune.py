@@ -25,6 +25,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetForMultiTask
+from muppet_hf.configuration_muppet import POOLING_MODES
 from muppet_hf.data import resolve_model_path
 from muppet_hf.finetuning import BestModelCallback, guess_score, metric_to_compute, primary_metric
 from muppet_hf.io_utils import write_json
@@ -75,6 +76,10 @@ class FinetuneArguments:
             row without improvement.
         lora (`bool`, *optional*, defaults to `False`): fine-tune a LoRA adapter on the frozen backbone and the head,
             with the `lora_*` training arguments (`lora_mode` defaults to `shared`).
+        pooling (`str`, *optional*): how a plain backbone's fresh head reads the encoder: `first`, `mean`, or `auto`
+            (the pooling a sentence-transformers backbone declares), as `pooling` in pre-finetuning; defaults to
+            `first` for encoder-only backbones. Compare a base with a Muppet checkpoint at the checkpoint's pooling. A
+            Muppet checkpoint keeps the pooling its heads were trained with: `auto` or that value, else an error.
         trust_remote_code (`bool`, *optional*, defaults to `False`): run code shipped with the model.
     """
 
@@ -101,9 +106,18 @@ class FinetuneArguments:
         default=False,
         metadata={"help": "Fine-tune a LoRA adapter on the frozen backbone (sets `lora_mode: shared` if unset)."},
     )
+    pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pooling of a plain backbone's head: `first`, `mean` or `auto` (what a sentence-transformers "
+            "backbone declares). Default: `first` (encoder-only). A Muppet checkpoint keeps its own."
+        },
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Run code shipped with the model."})
 
     def __post_init__(self):
+        if self.pooling not in (None, "auto", *POOLING_MODES):
+            raise ValueError(f"field `pooling` must be one of auto, {', '.join(POOLING_MODES)}; got {self.pooling!r}")
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"field `train_fraction` must be in (0, 1], got {self.train_fraction}")
         if self.early_stopping_patience is not None and not self.select_best_model:
@@ -136,12 +150,18 @@ def load_model(args: FinetuneArguments, spec: TaskSpec, r4f: bool = False) -> tu
             heads={spec.head: wanted},
             trust_remote_code=args.trust_remote_code,
             spectral_norm=r4f,
+            pooling=args.pooling,
         )
         model.config.tasks = {spec.name: spec.head}
         model.config.canary = spec.is_canary or folder_is_canary(args.model_name_or_path)
         return model, False
 
     model = MuppetForMultiTask.from_pretrained(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
+    if args.pooling not in (None, "auto", model.config.pooling):
+        raise ValueError(
+            f"{args.model_name_or_path}: field `pooling` is {args.pooling!r} but the checkpoint's heads were trained "
+            f"with {model.config.pooling!r} pooling (config.json field `pooling`); drop --pooling to keep it"
+        )
     existing = model.config.heads.get(spec.head)
     reused = args.reuse_head and existing is not None
     if model.config.lora is not None:
