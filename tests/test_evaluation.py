@@ -335,6 +335,46 @@ def test_transfer_fine_tunes_the_base_with_the_recipe_pooling(load_script, tiny_
         assert json.loads(Path(run["output_dir"], "config.json").read_text())["pooling"] == "mean"
 
 
+def test_compare_results_pairs_two_experiments_and_refuses_what_does_not_pair(load_script, tmp_path):
+    script = load_script("compare_results")
+
+    def run(model: str, task: str, seed: int, score: float, rate: float = 1e-4, examples: int = 50) -> dict:
+        return {
+            "model": model, "task": task, "train_fraction": 0.1, "seed": seed, "score": score, "selected": True,
+            "metric": "accuracy", "score_split": "test", "learning_rate": rate, "train_examples": examples,
+            "guess_score": 50.0,
+        }  # fmt: skip
+
+    first = [run("base", task, seed, 50.0 + seed) for task in ("a", "b") for seed in (1, 2)]
+    mean = [run("base", "a", seed, 60.0 + seed) for seed in (1, 2)] + [run("base", "b", 1, 40.0)]
+    mean.append(run("other", "b", 2, 0.0))
+    for name, runs in (("first", first), ("mean", mean)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"runs": runs}))
+    flags = ["--compared", f"{tmp_path / 'mean/results.json'}:base", "--compared_label", "base_mean"]
+    flags += ["--reference", f"{tmp_path / 'first/results.json'}:base", "--reference_label", "base_first"]
+    results = script.main(script.parse_args([*flags, "--output_dir", str(tmp_path / "pooling")]))
+
+    # Task a: +10 twice; task b: one pair (seed 2 of `mean` is another model's), 40 - 51.
+    assert sorted((pair["task"], pair["difference"]) for pair in results["pairs"]) == [
+        ("a", 10),
+        ("a", 10),
+        ("b", -11),
+    ]
+    (over,) = results["comparison"]["over_tasks"]
+    assert over["mean_of_task_means"] == pytest.approx(-0.5) and (over["tasks_ahead"], over["tasks_behind"]) == (1, 1)
+    assert "| base_mean - base_first over tasks |" in (tmp_path / "pooling" / "results.md").read_text()
+    with pytest.raises(ValueError, match="output_dir"):
+        script.main(script.parse_args([*flags, "--output_dir", str(tmp_path / "first")]))
+    with pytest.raises(ValueError, match=r"no runs of model 'muppet'.*\['base', 'other'\]"):
+        other = ["--compared", f"{tmp_path / 'mean/results.json'}:muppet", *flags[2:]]
+        script.main(script.parse_args([*other, "--output_dir", str(tmp_path / "pooling")]))
+    mean[0]["train_examples"] = 100
+    (tmp_path / "mean" / "results.json").write_text(json.dumps({"runs": mean}))
+    with pytest.raises(ValueError, match="`train_examples`.*do not share a protocol"):
+        script.main(script.parse_args([*flags, "--output_dir", str(tmp_path / "pooling")]))
+
+
 @pytest.mark.slow
 def test_transfer_as_a_command_with_child_processes(tiny_base, tmp_path):
     command = [
