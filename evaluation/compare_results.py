@@ -10,7 +10,8 @@ python evaluation/compare_results.py \
     --output_dir runs/evaluation/pooling-base
 ```
 
-A side is `RESULTS_JSON:MODEL` (a model label of that experiment's runs). Paired runs must have trained on the same
+A side is `RESULTS_JSON:MODEL` (a model label of that experiment's runs). Runs without a partner on the other side
+(e.g. a seed only one experiment ran) are left out of the pairs and of the score columns alike. Paired runs must have trained on the same
 number of examples and been scored on the same split, else the experiments do not share a protocol and this stops.
 Writes `results.json` (both sides' runs, the pairs and the paired comparison of `paired_stats`) and `results.md` (the
 tables of transfer.py, also printed) to `--output_dir`, which must not be the folder of either input.
@@ -88,6 +89,9 @@ def main(args: CompareArguments) -> dict:
     if not pairs:
         raise ValueError(f"{args.compared} and {args.reference} share no (task, share, seed): nothing to pair")
     check_same_protocol(pairs, runs)
+    # The score columns hold the paired runs only, so that both sides are averaged over the same seeds.
+    paired = {(pair["task"], pair["train_fraction"], pair["seed"]) for pair in pairs}
+    runs = [run for run in runs if (run["task"], run["train_fraction"], run["seed"]) in paired]
     tasks = list(dict.fromkeys(pair["task"] for pair in pairs))
     fractions = sorted({pair["train_fraction"] for pair in pairs})
     comparison = compare(pairs, tasks, fractions, [label])

@@ -361,6 +361,9 @@ def test_compare_results_pairs_two_experiments_and_refuses_what_does_not_pair(lo
         ("a", 10),
         ("b", -11),
     ]
+    # The score columns average the paired runs only: task b's reference has its seed 1 alone.
+    (first_b,) = [entry for entry in results["aggregates"] if (entry["model"], entry["task"]) == ("base_first", "b")]
+    assert first_b["n"] == 1 and first_b["mean"] == 51.0
     (over,) = results["comparison"]["over_tasks"]
     assert over["mean_of_task_means"] == pytest.approx(-0.5) and (over["tasks_ahead"], over["tasks_behind"]) == (1, 1)
     assert "| base_mean - base_first over tasks |" in (tmp_path / "pooling" / "results.md").read_text()
