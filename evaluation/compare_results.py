@@ -11,8 +11,9 @@ python evaluation/compare_results.py \
 ```
 
 A side is `RESULTS_JSON:MODEL` (a model label of that experiment's runs). Runs without a partner on the other side
-(e.g. a seed only one experiment ran) are left out of the pairs and of the score columns alike. Paired runs must have trained on the same
-number of examples and been scored on the same split, else the experiments do not share a protocol and this stops.
+(e.g. a seed only one experiment ran) are left out of the pairs and of the score columns alike. Paired runs must
+have trained on the same number of examples and been scored on the same split, else the experiments do not share a
+protocol and this stops.
 Writes `results.json` (both sides' runs, the pairs and the paired comparison of `paired_stats`) and `results.md` (the
 tables of transfer.py, also printed) to `--output_dir`, which must not be the folder of either input.
 """
@@ -80,6 +81,10 @@ def check_same_protocol(pairs: list[dict], runs: list[dict]):
 
 
 def main(args: CompareArguments) -> dict:
+    experiment_dir = Path(args.output_dir)
+    for side in (args.compared, args.reference):
+        if (experiment_dir / "results.json").resolve() == Path(side.rpartition(":")[0]).resolve():
+            raise ValueError(f"field `output_dir`: {experiment_dir} holds an input, {side}; write elsewhere")
     label, compared_runs = load_side(args.compared, args.compared_label, "compared")
     reference, reference_runs = load_side(args.reference, args.reference_label, "reference")
     if label == reference:
@@ -106,10 +111,6 @@ def main(args: CompareArguments) -> dict:
         "pairs": pairs,
         "comparison": comparison,
     }
-    experiment_dir = Path(args.output_dir)
-    for side in (args.compared, args.reference):
-        if (experiment_dir / "results.json").resolve() == Path(side.rpartition(":")[0]).resolve():
-            raise ValueError(f"field `output_dir`: {experiment_dir} holds an input, {side}; write elsewhere")
     experiment_dir.mkdir(parents=True, exist_ok=True)
     write_results(
         experiment_dir, payload, tables(aggregates, pooled, comparison, tasks, fractions, [label], reference)

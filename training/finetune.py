@@ -8,7 +8,8 @@ python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --ta
     --train_fraction 0.1 --seed 1 --output_dir runs/ft/muppet-pnli-10-s1
 
 # The same from the base backbone (the baseline), its fresh head reading the encoder as the checkpoint's heads do
-# (`--pooling auto`: the mean pooling all-MiniLM-L6-v2 declares, as the recipe's `pooling: auto`; default: first token):
+# (`--pooling auto`: the mean pooling all-MiniLM-L6-v2 declares, as the recipe's `pooling: auto`; default: first
+# token):
 python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --pooling auto \
     --task presuppositions_as_nli --train_fraction 0.1 --seed 1 --output_dir runs/ft/base-pnli-10-s1
 
@@ -21,9 +22,9 @@ python training/finetune.py --model_name_or_path runs/muppet-minilm-offline --ta
 # The protocol of evaluation/: a budget of updates, validation every 25 of them, the best weights kept (early stop
 # after 4 evaluations without a gain), then scored on validation and test:
 python training/finetune.py --model_name_or_path offline:all-MiniLM-L6-v2 --pooling auto \
-    --task presuppositions_as_nli --train_fraction 0.1 --max_train_examples 500 --seed 1 --max_steps 300 --eval_strategy steps --eval_steps 25 \
-    --select_best_model --early_stopping_patience 4 --eval_splits validation test \
-    --output_dir runs/ft/base-pnli-10-s1-budget
+    --task presuppositions_as_nli --train_fraction 0.1 --max_train_examples 500 --seed 1 --max_steps 300 \
+    --eval_strategy steps --eval_steps 25 --select_best_model --early_stopping_patience 4 \
+    --eval_splits validation test --output_dir runs/ft/base-pnli-10-s1-budget
 ```
 
 The code lives in [`muppet_hf.scripts.finetune`], whose docstring says how heads are re-used, how a LoRA
