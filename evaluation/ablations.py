@@ -13,6 +13,14 @@ regularisation on top of pre-finetuning.
 # and learning-rate sweep cost more:
 HF_HUB_OFFLINE=1 python evaluation/ablations.py --output_dir runs/evaluation/ablations
 
+# In parts: two variants side by side, one thread each, into one folder; then all three together, which finds the
+# finished runs, runs the rest and writes the joint results.json:
+export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
+for variant in baseline no_loss_scaling; do
+  python evaluation/ablations.py --variants $variant --output_dir runs/evaluation/ablations &
+done; wait
+python evaluation/ablations.py --output_dir runs/evaluation/ablations
+
 # Smoke run of the tiny setup (seconds; make /tmp/tiny-base as in evaluation/transfer.py):
 python evaluation/ablations.py --recipe training/recipes/tiny.yaml --backbone /tmp/tiny-base --prefinetune_steps 2 \
     --tasks training/data/tiny/tiny_sentiment.yaml --seeds 1 --finetune_args="--max_steps 2" \
@@ -41,21 +49,38 @@ from common import (
 from transformers import HfArgumentParser
 
 
+# Every variant sets both ablated fields; `None` is the `--r3f_lambda` weight.
+VARIANTS = {
+    "baseline": {"loss_scaling": "log_n", "r3f_lambda": 0.0},
+    "no_loss_scaling": {"loss_scaling": "none", "r3f_lambda": 0.0},
+    "r3f": {"loss_scaling": "log_n", "r3f_lambda": None},
+}
+
+
 @dataclass
 class AblationArguments(PrefinetuneBudgetArguments):
-    """[`PrefinetuneBudgetArguments`] plus the R3F weight of the `r3f` variant.
+    """[`PrefinetuneBudgetArguments`] plus the variants to run and the R3F weight of the `r3f` variant.
 
     Args:
+        variants (`list[str]`, *optional*, defaults to all three): which of `baseline`, `no_loss_scaling` and `r3f`
+            to pre-finetune and fine-tune. Two processes given disjoint variants and the same `--output_dir` run side
+            by side; a last run naming them all then finds every run finished and writes the joint results.
         r3f_lambda (`float`, *optional*, defaults to 1.0): weight of the symmetric-KL term in the `r3f` variant
             (noise and eps as in the recipe, else the `MuppetTrainingArguments` defaults: uniform, 1e-5).
     """
 
     output_dir: str = field(default="runs/evaluation/ablations", metadata={"help": "Experiment folder."})
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Fine-tuning seeds."})
+    variants: list[str] = field(
+        default_factory=lambda: list(VARIANTS), metadata={"help": f"Variants to run, of {list(VARIANTS)}."}
+    )
     r3f_lambda: float = field(default=1.0, metadata={"help": "R3F weight of the `r3f` variant."})
 
     def __post_init__(self):
         super().__post_init__()
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown or not self.variants:
+            raise ValueError(f"field `variants`: choose among {list(VARIANTS)}, got {self.variants}")
         if self.r3f_lambda <= 0:
             raise ValueError(f"field `r3f_lambda` must be positive (the `r3f` variant), got {self.r3f_lambda}")
 
@@ -71,9 +96,9 @@ def main(args: AblationArguments) -> dict:
     recipe = load_recipe(args.recipe)
     warn_if_not_held_out(task_names(recipe["tasks"]), args)
     variants = {
-        "baseline": {"loss_scaling": "log_n", "r3f_lambda": 0.0},
-        "no_loss_scaling": {"loss_scaling": "none", "r3f_lambda": 0.0},
-        "r3f": {"loss_scaling": "log_n", "r3f_lambda": args.r3f_lambda},
+        name: {key: args.r3f_lambda if value is None else value for key, value in VARIANTS[name].items()}
+        for name in VARIANTS
+        if name in args.variants
     }
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 

@@ -201,7 +201,15 @@ def test_batching_gives_every_strategy_the_same_examples(load_script, tiny_base,
 def test_ablations_set_both_ablated_fields_in_every_variant(load_script, tiny_base, tmp_path):
     script = load_script("ablations")
     flags = tiny_flags(tiny_base, tmp_path / "ablations", "tiny_sentiment")
+    # One variant first, as one of two side-by-side processes would; the run naming all three re-uses its runs.
+    part = script.main(
+        script.parse_args([*flags, "--prefinetune_steps", "2", "--seeds", "1", "2", "--variants", "r3f"])
+    )
+    assert [record["variant"] for record in part["prefinetune"]] == ["r3f"] and len(part["runs"]) == 2
+    weights = Path(part["prefinetune"][0]["output_dir"], "model.safetensors")
+    written = weights.stat().st_mtime_ns
     results = script.main(script.parse_args([*flags, "--prefinetune_steps", "2", "--seeds", "1", "2"]))
+    assert weights.stat().st_mtime_ns == written
 
     check_results(tmp_path / "ablations", ["ablations.png"], runs=6, aggregates=3, seeds=2)
     settings = {
@@ -214,6 +222,8 @@ def test_ablations_set_both_ablated_fields_in_every_variant(load_script, tiny_ba
         "r3f": ("log_n", 1.0),
     }
     assert all(math.isfinite(record["train_runtime"]) for record in results["prefinetune"])
+    with pytest.raises(ValueError, match="field `variants`"):
+        script.parse_args([*flags, "--variants", "r4f"])
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
