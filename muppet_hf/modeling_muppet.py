@@ -255,10 +255,30 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
         return self.backbone
 
     @torch.no_grad()
-    def generate(self, *args, **kwargs) -> torch.LongTensor:
-        """Generates with the encoder-decoder backbone (the `seq2seq` head); see `GenerationMixin.generate`."""
+    def generate(self, *args, head: str | None = None, **kwargs) -> torch.LongTensor:
+        """Generates with the encoder-decoder backbone for a `seq2seq` head; see `GenerationMixin.generate`.
+
+        Args:
+            head (`str`, *optional*):
+                The `seq2seq` head to generate for. With LoRA adapters, its adapters are the ones generation runs
+                through, as in `forward(head=...)`; without, every `seq2seq` head shares the backbone's decoder and
+                `head` only checks the name. Defaults to the model's only `seq2seq` head; with per-task adapters and
+                several `seq2seq` heads it must be given, since each runs through its own adapter.
+        """
         if not self.config.base_model_config.is_encoder_decoder:
             raise ValueError("generate() needs an encoder-decoder backbone; this Muppet model is encoder-only")
+        seq2seq = sorted(name for name, spec in self.config.heads.items() if spec["type"] == "seq2seq")
+        if head is None and len(seq2seq) == 1:
+            head = seq2seq[0]
+        if head is not None and head not in seq2seq:
+            raise ValueError(f"generate(head={head!r}): not a seq2seq head; this model's seq2seq heads are {seq2seq}")
+        if self.config.lora is not None:
+            if head is None and self.config.lora["mode"] != "shared":
+                raise ValueError(
+                    f"generate(): this model has per-task LoRA adapters (config.json field `lora.mode` is "
+                    f"{self.config.lora['mode']!r}) and the seq2seq heads {seq2seq}; pass head=... to pick the adapters"
+                )
+            _lora_module().activate_adapters(self, head if head is not None else seq2seq[0])
         return self.backbone.generate(*args, **kwargs)
 
     def forward(

@@ -157,6 +157,7 @@ class MultiTaskEvaluationMixin:
             return generated
         attention_mask = inputs.get("attention_mask")
         summaries = self.accelerator.unwrap_model(model).generate(
+            head=self.model.config.tasks[inputs["task"]],
             input_ids=inputs["input_ids"][chosen],
             attention_mask=attention_mask[chosen] if attention_mask is not None else None,
             max_new_tokens=self.generation_max_new_tokens,

@@ -182,6 +182,30 @@ class KillAt(TrainerCallback):
             raise KeyboardInterrupt
 
 
+def test_generate_runs_through_the_adapters_of_the_seq2seq_head_it_is_given():
+    torch.manual_seed(0)
+    heads = {"xsum": {"type": "seq2seq"}, "wikilingua": {"type": "seq2seq"}, "c": {"type": "classification", "num_labels": 2}}
+    model = add_lora(MuppetForMultiTask(MuppetConfig(base_model_config=tiny_config("bart"), heads=heads)), "per_task")
+    with torch.no_grad():
+        for param in adapter_parameters(model).values():
+            param.normal_(0.0, 0.5)  # B starts at 0 (identity adapters): make each head's adapter change the outputs
+    model.eval()
+    inputs = {"input_ids": torch.randint(5, 99, (2, 7)), "max_new_tokens": 3, "do_sample": False}
+    options = {"output_scores": True, "return_dict_in_generate": True}
+
+    def scores(head: str, after: str) -> torch.Tensor:
+        # The adapters that the last forward left active must not matter.
+        model(head=after, input_ids=inputs["input_ids"], labels=torch.randint(5, 99, (2, 4)))
+        return torch.stack(model.generate(**inputs, **options, head=head).scores)
+
+    assert torch.equal(scores("xsum", after="wikilingua"), scores("xsum", after="xsum"))
+    assert not torch.allclose(scores("xsum", after="xsum"), scores("wikilingua", after="xsum"))
+    with pytest.raises(ValueError, match=r"pass head=\.\.\. to pick the adapters"):
+        model.generate(**inputs)
+    with pytest.raises(ValueError, match="not a seq2seq head"):
+        model.generate(**inputs, head="c")
+
+
 def test_resume_with_lora_ends_with_the_uninterrupted_weights(tmp_path):
     settings = {"max_steps": 4, "save_strategy": "steps", "save_steps": 2, "tasks_per_update": 3, "r3f_lambda": 1.0}
     reference = MuppetTrainer(build(), arguments(tmp_path / "a", **settings), train_data())
