@@ -10,7 +10,9 @@ python evaluation/compare_results.py \
     --output_dir runs/evaluation/pooling-base
 ```
 
-A side is `RESULTS_JSON:MODEL` (a model label of that experiment's runs). Runs without a partner on the other side
+A side is `RESULTS_JSON:MODEL` (a model label of that experiment's runs). `--tasks` keeps only the tasks it names,
+e.g. to see the verdict without one task that carries it; the same two sides with and without it re-use the same
+runs, so nothing is copied or re-run. Runs without a partner on the other side
 (e.g. a seed only one experiment ran) are left out of the pairs and of the score columns alike. Paired runs must
 have trained on the same number of examples and been scored on the same split, else the experiments do not share a
 protocol and this stops.
@@ -36,6 +38,7 @@ class CompareArguments:
         compared (`str`): `RESULTS_JSON:MODEL`, the side whose score comes first in each difference.
         reference (`str`): `RESULTS_JSON:MODEL`, the side subtracted.
         compared_label, reference_label (`str`, *optional*): names in the tables; default to the model labels.
+        tasks (`list[str]`, *optional*): only these tasks; defaults to every task the two sides share.
         output_dir (`str`): where `results.json` and `results.md` go.
     """
 
@@ -44,6 +47,7 @@ class CompareArguments:
     output_dir: str = field(metadata={"help": "Folder for results.json and results.md."})
     compared_label: str | None = field(default=None, metadata={"help": "Name of the compared side."})
     reference_label: str | None = field(default=None, metadata={"help": "Name of the reference side."})
+    tasks: list[str] | None = field(default=None, metadata={"help": "Only these tasks (default: all shared ones)."})
 
 
 def parse_args(argv: list[str] | None = None) -> CompareArguments:
@@ -90,6 +94,14 @@ def main(args: CompareArguments) -> dict:
     if label == reference:
         raise ValueError(f"both sides are labelled {label!r}; give --compared_label and --reference_label")
     runs = compared_runs + reference_runs
+    if args.tasks is not None:
+        unknown = sorted(set(args.tasks) - {run["task"] for run in runs})
+        if unknown:
+            raise ValueError(
+                f"field `tasks`: {unknown} have no runs in {args.compared} or {args.reference}; their tasks are "
+                f"{sorted({run['task'] for run in runs})}"
+            )
+        runs = [run for run in runs if run["task"] in args.tasks]
     pairs = paired_differences(runs, [label], reference)
     if not pairs:
         raise ValueError(f"{args.compared} and {args.reference} share no (task, share, seed): nothing to pair")
@@ -106,6 +118,7 @@ def main(args: CompareArguments) -> dict:
         "experiment": "compare_results",
         "compared": {"label": label, "side": args.compared},
         "reference": {"label": reference, "side": args.reference},
+        "tasks": args.tasks,
         "runs": runs,
         "aggregates": aggregates,
         "pairs": pairs,

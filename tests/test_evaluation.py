@@ -377,6 +377,12 @@ def test_compare_results_pairs_two_experiments_and_refuses_what_does_not_pair(lo
     (over,) = results["comparison"]["over_tasks"]
     assert over["mean_of_task_means"] == pytest.approx(-0.5) and (over["tasks_ahead"], over["tasks_behind"]) == (1, 1)
     assert "| base_mean - base_first over tasks |" in (tmp_path / "pooling" / "results.md").read_text()
+    # Without task b, the verdict of task a alone, from the same runs.
+    only_a = script.main(script.parse_args([*flags, "--tasks", "a", "--output_dir", str(tmp_path / "only_a")]))
+    assert {pair["task"] for pair in only_a["pairs"]} == {"a"} and {run["task"] for run in only_a["runs"]} == {"a"}
+    assert only_a["comparison"]["over_tasks"][0]["mean_of_task_means"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match=r"field `tasks`: \['c'\] have no runs"):
+        script.main(script.parse_args([*flags, "--tasks", "a", "c", "--output_dir", str(tmp_path / "only_a")]))
     with pytest.raises(ValueError, match="output_dir"):
         script.main(script.parse_args([*flags, "--output_dir", str(tmp_path / "first")]))
     with pytest.raises(ValueError, match=r"no runs of model 'muppet'.*\['base', 'other'\]"):
