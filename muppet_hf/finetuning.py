@@ -10,27 +10,20 @@ on disk at every evaluation); here the best weights are a copy in memory, so not
 """
 
 import logging
-from collections import Counter
 
 import datasets
 import torch
 from transformers import TrainerCallback
 
-from .heads import head_class
-from .losses import IGNORE_INDEX
+from .heads import HEAD_CLASSES, head_class
 
 
 logger = logging.getLogger(__name__)
 
-# The score of each head type on a held-out task: the key `MuppetTrainer.evaluate` reports (`<split>_<task>_<key>`).
-# `finetune_metrics.json` holds it in points (`muppet_hf.metrics.metrics_in_percent`), so that tasks share one 0-100
-# scale. Every one of them is better when higher. Token accuracy counts every word's first piece (the others are -100).
-PRIMARY_METRICS = {
-    "classification": "accuracy",
-    "multiple_choice": "accuracy",
-    "token_classification": "accuracy",
-    "span": "f1",
-}
+# The score of each head type on a held-out task (`MuppetHead.held_out_metric`): the key `MuppetTrainer.evaluate`
+# reports (`<split>_<task>_<key>`). `finetune_metrics.json` holds it in points (`muppet_hf.metrics.metrics_in_percent`),
+# so that tasks share one 0-100 scale. Every one of them is better when higher.
+PRIMARY_METRICS = {name: cls.held_out_metric for name, cls in HEAD_CLASSES.items() if cls.held_out_metric is not None}
 
 
 def primary_metric(head_type: str) -> str:
@@ -51,18 +44,10 @@ def guess_score(head_type: str, dataset: datasets.Dataset) -> float | None:
     """The accuracy of a guess that ignores the input, the floor a fine-tuned model must clear on `dataset`.
 
     Classification and tagging: the majority class's (tag's) share of the labels. Multiple choice: the mean of
-    1 / number of choices (a uniform guess). `None` for other head types (span F1 has no such floor).
+    1 / number of choices (a uniform guess). `None` for other head types (span F1 has no such floor) and for an empty
+    split. Each head class says how (`MuppetHead.guess_score`).
     """
-    if len(dataset) == 0:
-        return None
-    if head_type == "multiple_choice":
-        return sum(1 / len(choices) for choices in dataset["input_ids"]) / len(dataset)
-    if head_type not in ("classification", "token_classification"):
-        return None
-    labels = dataset["labels"]
-    flat = [tag for row in labels for tag in row] if head_type == "token_classification" else labels
-    counts = Counter(label for label in flat if label != IGNORE_INDEX)
-    return max(counts.values()) / sum(counts.values())
+    return head_class(head_type).guess_score(dataset) if len(dataset) else None
 
 
 class BestModelCallback(TrainerCallback):

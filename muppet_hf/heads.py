@@ -19,6 +19,7 @@ does not need: the metrics module is imported on first use.
 """
 
 import importlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -137,6 +138,12 @@ def _labelled_tokens(outputs: MuppetMultiTaskOutput, inputs: dict) -> list[tuple
     return [(outputs.logits, labels != IGNORE_INDEX if labels is not None else None)]
 
 
+def _majority_share(labels: Any) -> float | None:
+    """The most frequent label's share of `labels`, ignored positions (-100) left out; `None` if none is labelled."""
+    counts = Counter(label for label in labels if label != IGNORE_INDEX)
+    return max(counts.values()) / sum(counts.values()) if counts else None
+
+
 class MuppetHead(nn.Module):
     """Base class of the heads of [`MuppetForMultiTask`]; a subclass per head type, registered by name.
 
@@ -179,6 +186,9 @@ class MuppetHead(nn.Module):
     decoded_metric: ClassVar[str | None] = None
     #: Whether its scores are percentages already (SQuAD, ROUGE) rather than fractions.
     percent_scores: ClassVar[bool] = False
+    #: The score that judges a fine-tuned model on a held-out task (the key `MuppetTrainer.evaluate` reports, higher
+    #: is better), or `None` where the fine-tuning protocol has none (`muppet_hf.finetuning`).
+    held_out_metric: ClassVar[str | None] = None
 
     def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__()
@@ -251,6 +261,12 @@ class MuppetHead(nn.Module):
         return outputs.logits.argmax(dim=-1), inputs.get("labels")
 
     @classmethod
+    def guess_score(cls, dataset: Any) -> float | None:
+        """The accuracy of a guess that ignores the input on a tokenized split, the floor a model must clear; `None`
+        where the head type has no such floor (span F1, ROUGE, correlations)."""
+        return None
+
+    @classmethod
     def metric_function(cls, evaluation: TaskEvaluation) -> Callable | None:
         """The `compute_metrics` of a task's evaluation (an `EvalPrediction` -> scores), or `None` for loss only."""
         metrics = _metrics()
@@ -263,6 +279,7 @@ class MuppetClassificationHead(MuppetHead):
 
     head_type = "classification"
     takes_num_labels = True
+    held_out_metric = "accuracy"
 
     def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
@@ -278,6 +295,11 @@ class MuppetClassificationHead(MuppetHead):
     def predict(self, sequence_output: torch.Tensor, inputs: dict, pooling: str) -> MuppetMultiTaskOutput:
         return MuppetMultiTaskOutput(logits=self.score(_pool(sequence_output, inputs["attention_mask"], pooling)))
 
+    @classmethod
+    def guess_score(cls, dataset: Any) -> float | None:
+        # The majority class's share of the labels.
+        return _majority_share(dataset["labels"])
+
 
 class MuppetRegressionHead(MuppetClassificationHead):
     """The classification head with one output, float targets and a squared-error loss (STS-B); n = 1 (unscaled)."""
@@ -287,6 +309,11 @@ class MuppetRegressionHead(MuppetClassificationHead):
     target_columns = {"labels": Target(torch.float)}
     compares_distributions = False
     default_metrics = ("pearson", "spearman")
+    held_out_metric = None
+
+    @classmethod
+    def guess_score(cls, dataset: Any) -> float | None:
+        return None
 
     def per_example_loss_of(self, outputs: MuppetMultiTaskOutput, inputs: dict) -> torch.Tensor | None:
         if inputs["labels"] is None:
@@ -331,6 +358,11 @@ class MuppetMultipleChoiceHead(MuppetClassificationHead):
             choice_mask = torch.ones_like(scores, dtype=torch.bool)
         return MuppetMultiTaskOutput(logits=scores.masked_fill(~choice_mask.bool(), torch.finfo(scores.dtype).min))
 
+    @classmethod
+    def guess_score(cls, dataset: Any) -> float | None:
+        # A uniform guess over each question's own choices.
+        return sum(1 / len(choices) for choices in dataset["input_ids"]) / len(dataset)
+
     def num_outputs_of(self, outputs: MuppetMultiTaskOutput, inputs: dict) -> torch.Tensor:
         if inputs["choice_mask"] is None:
             return torch.full(outputs.logits.shape[:1], float(outputs.logits.shape[1]), device=outputs.logits.device)
@@ -346,6 +378,7 @@ class MuppetSpanHead(MuppetHead):
     default_metrics = ("squad",)
     decoded_metric = "squad"
     percent_scores = True
+    held_out_metric = "f1"
 
     def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
@@ -411,6 +444,8 @@ class MuppetTokenClassificationHead(MuppetHead):
     target_columns = {"labels": Target(per_token=True)}
     # Entity precision/recall/F1 and token accuracy (`muppet_hf.metrics.tagging_scores`).
     default_metrics = ("seqeval",)
+    # Token accuracy counts every word's first piece (the other pieces are -100).
+    held_out_metric = "accuracy"
 
     def __init__(self, config: PreTrainedConfig, spec: dict):
         super().__init__(config, spec)
@@ -424,6 +459,11 @@ class MuppetTokenClassificationHead(MuppetHead):
         if inputs["labels"] is None:
             return None
         return token_cross_entropy_per_example(outputs.logits, inputs["labels"])
+
+    @classmethod
+    def guess_score(cls, dataset: Any) -> float | None:
+        # The most frequent tag's share of the labelled tokens.
+        return _majority_share([tag for row in dataset["labels"] for tag in row])
 
     @classmethod
     def compared_logits(cls, outputs: MuppetMultiTaskOutput, inputs: dict) -> list[tuple[torch.Tensor, Any]]:

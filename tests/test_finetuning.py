@@ -65,3 +65,8 @@ def test_guess_score_is_the_majority_share_or_a_uniform_guess():
     choices = datasets.Dataset.from_dict({"input_ids": [[[1, 2], [1, 3]], [[1], [2], [3], [4]]]})
     assert guess_score("multiple_choice", choices) == pytest.approx((1 / 2 + 1 / 4) / 2)
     assert guess_score("span", labels) is None
+    # Regression inherits the classification head's layers, not its majority-class floor or its accuracy.
+    assert guess_score("regression", datasets.Dataset.from_dict({"labels": [0.5, 0.5, 1.0]})) is None
+    with pytest.raises(ValueError, match="no held-out metric"):
+        primary_metric("regression")
+    assert guess_score("classification", labels.select([])) is None
