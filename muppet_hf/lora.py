@@ -154,8 +154,8 @@ def check_target_modules(backbone: nn.Module, targets: Sequence[str], field_name
         )
 
 
-def adapters_of_head(settings: dict, head: str) -> list[str]:
-    """The adapters a sub-batch of `head` runs through."""
+def adapters_of_head(settings: dict, head: str | None) -> list[str]:
+    """The adapters a sub-batch of `head` runs through; `head` may be `None` in `shared` mode only."""
     if settings["mode"] == "shared":
         return [SHARED_ADAPTER]
     if head not in settings["adapters"]:
@@ -246,7 +246,7 @@ def add_lora_from_arguments(model: MuppetForMultiTask, args) -> None:
             )
 
 
-def activate_adapters(model: MuppetForMultiTask, head: str) -> None:
+def activate_adapters(model: MuppetForMultiTask, head: str | None) -> None:
     """Runs the next forward through the adapters of `head`, leaving every adapter's `requires_grad` as it was.
 
     peft's `set_adapter` also freezes the adapters it deactivates; here all stay trainable, so that one optimizer

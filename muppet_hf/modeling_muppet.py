@@ -278,7 +278,8 @@ class MuppetForMultiTask(MuppetPreTrainedModel):
                     f"generate(): this model has per-task LoRA adapters (config.json field `lora.mode` is "
                     f"{self.config.lora['mode']!r}) and the seq2seq heads {seq2seq}; pass head=... to pick the adapters"
                 )
-            _lora_module().activate_adapters(self, head if head is not None else seq2seq[0])
+            # In `shared` mode every head runs through the one shared adapter, so no head is needed.
+            _lora_module().activate_adapters(self, head)
         return self.backbone.generate(*args, **kwargs)
 
     def forward(

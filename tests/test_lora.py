@@ -184,7 +184,11 @@ class KillAt(TrainerCallback):
 
 def test_generate_runs_through_the_adapters_of_the_seq2seq_head_it_is_given():
     torch.manual_seed(0)
-    heads = {"xsum": {"type": "seq2seq"}, "wikilingua": {"type": "seq2seq"}, "c": {"type": "classification", "num_labels": 2}}
+    heads = {
+        "xsum": {"type": "seq2seq"},
+        "wikilingua": {"type": "seq2seq"},
+        "c": {"type": "classification", "num_labels": 2},
+    }
     model = add_lora(MuppetForMultiTask(MuppetConfig(base_model_config=tiny_config("bart"), heads=heads)), "per_task")
     with torch.no_grad():
         for param in adapter_parameters(model).values():
@@ -204,6 +208,10 @@ def test_generate_runs_through_the_adapters_of_the_seq2seq_head_it_is_given():
         model.generate(**inputs)
     with pytest.raises(ValueError, match="not a seq2seq head"):
         model.generate(**inputs, head="c")
+    # One shared adapter: no head to name, even on a model whose heads include no seq2seq one.
+    heads = {"c": heads["c"]}
+    shared = add_lora(MuppetForMultiTask(MuppetConfig(base_model_config=tiny_config("bart"), heads=heads)), "shared")
+    assert shared.eval().generate(**inputs).shape[0] == 2
 
 
 def test_resume_with_lora_ends_with_the_uninterrupted_weights(tmp_path):
