@@ -21,9 +21,9 @@ Both train the recipe's model on the recipe's mixture for `--updates` updates wi
 main job's 100 full updates are most of its training time; head-only updates skip the backbone's backward), evaluate
 8 examples per task and save no checkpoint. Figures per run:
 
-- `train_runtime` of the Trainer (first update included) per update, and training examples per second (the
-  sub-batches drawn differ between layouts, since each process draws its own tasks: a multiple-choice sub-batch
-  holds fewer questions than a classification one under the token budget);
+- `train_runtime` of the Trainer (first update included) per update, and the training examples drawn and their rate.
+  Both layouts draw the same sub-batches: the sampler plans each update once and deals sub-batch `i` to process
+  `i % processes`, so equal example counts confirm that the two layouts did the same work;
 - the whole command's wall time (model and data loading, the launcher, the short evaluation);
 - peak memory: the sum over the training processes of their resident memory, sampled every 0.2 s (the peak of the
   sum), and the sum of each training process's own peak (`VmHWM`), an upper bound; the launcher is reported apart.

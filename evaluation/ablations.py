@@ -49,12 +49,7 @@ from common import (
 from transformers import HfArgumentParser
 
 
-# Every variant sets both ablated fields; `None` is the `--r3f_lambda` weight.
-VARIANTS = {
-    "baseline": {"loss_scaling": "log_n", "r3f_lambda": 0.0},
-    "no_loss_scaling": {"loss_scaling": "none", "r3f_lambda": 0.0},
-    "r3f": {"loss_scaling": "log_n", "r3f_lambda": None},
-}
+VARIANTS = ("baseline", "no_loss_scaling", "r3f")
 
 
 @dataclass
@@ -95,11 +90,13 @@ def main(args: AblationArguments) -> dict:
     experiment_dir.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe(args.recipe)
     warn_if_not_held_out(task_names(recipe["tasks"]), args)
+    # Every variant sets both ablated fields.
     variants = {
-        name: {key: args.r3f_lambda if value is None else value for key, value in VARIANTS[name].items()}
-        for name in VARIANTS
-        if name in args.variants
+        "baseline": {"loss_scaling": "log_n", "r3f_lambda": 0.0},
+        "no_loss_scaling": {"loss_scaling": "none", "r3f_lambda": 0.0},
+        "r3f": {"loss_scaling": "log_n", "r3f_lambda": args.r3f_lambda},
     }
+    variants = {name: overrides for name, overrides in variants.items() if name in args.variants}
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 
     return report_variants(
