@@ -1,9 +1,12 @@
-"""Ablations of pre-finetuning, in miniature: Muppet (arXiv 2101.11038) loss scaling (§3.3) and R3F.
+"""Ablations of pre-finetuning, in miniature: Muppet (arXiv 2101.11038) loss scaling (§3.3) and R3F, and two of the
+offline recipe's own choices.
 
-Pre-finetunes the recipe three times at the same update budget: the baseline (1/log n loss scaling, no R3F), without
-loss scaling, and with R3F (arXiv 2008.03156, `r3f_lambda` 1.0). Then fine-tunes each model on the held-out tasks.
-The paper reports that scaling each head's loss by 1/log n helps multi-task training, and uses R3F-style
-regularisation on top of pre-finetuning.
+Pre-finetunes the recipe at the same update budget as the baseline (1/log n loss scaling, no R3F) and as variants
+that change one thing: without loss scaling, with R3F (arXiv 2008.03156, `r3f_lambda` 1.0), and, on request, without
+the head-only warm-up (`head_warmup_steps: 0`) or with first-token instead of the recipe's pooling. Then fine-tunes
+each model on the held-out tasks. The paper reports that scaling each head's loss by 1/log n helps multi-task
+training, and uses R3F-style regularisation on top of pre-finetuning; the warm-up and the pooling are this package's
+choices for a sentence-embedding backbone, kept only if they help.
 
 ```bash
 # Default: the offline_suite recipe, 60 of its updates (4 sub-batches of 16) per variant, then the held-out tasks at
@@ -27,8 +30,10 @@ python evaluation/ablations.py --recipe training/recipes/tiny.yaml --backbone /t
     --output_dir /tmp/ablations
 ```
 
-Every variant sets both ablated fields, whatever the recipe says (the tiny recipe has R3F on): `baseline` is
-`loss_scaling: log_n, r3f_lambda: 0`, `no_loss_scaling` changes the first, `r3f` the second.
+Every variant sets both paper fields, whatever the recipe says (the tiny recipe has R3F on): `baseline` is
+`loss_scaling: log_n, r3f_lambda: 0`, `no_loss_scaling` changes the first, `r3f` the second (with the recipe's
+`r3f_dropout`, by default independent masks per pass as in fairseq's rxf); `no_head_warmup` and `first_token_pooling`
+are the baseline plus `head_warmup_steps: 0` or `pooling: first`. Without `--variants` the first three run.
 
 Writes to `--output_dir`: `results.json` (settings, every pre-finetuning and fine-tuning run, mean and std over seeds
 per variant and task), `results.md` (the table, also printed) and `ablations.png` (a panel per task, a bar per
@@ -49,7 +54,8 @@ from common import (
 from transformers import HfArgumentParser
 
 
-VARIANTS = ("baseline", "no_loss_scaling", "r3f")
+VARIANTS = ("baseline", "no_loss_scaling", "r3f", "no_head_warmup", "first_token_pooling")
+DEFAULT_VARIANTS = VARIANTS[:3]
 
 
 @dataclass
@@ -57,8 +63,8 @@ class AblationArguments(PrefinetuneBudgetArguments):
     """[`PrefinetuneBudgetArguments`] plus the variants to run and the R3F weight of the `r3f` variant.
 
     Args:
-        variants (`list[str]`, *optional*, defaults to all three): which of `baseline`, `no_loss_scaling` and `r3f`
-            to pre-finetune and fine-tune. Two processes given disjoint variants and the same `--output_dir` run side
+        variants (`list[str]`, *optional*, defaults to `baseline`, `no_loss_scaling`, `r3f`): which of those,
+            `no_head_warmup` and `first_token_pooling` to pre-finetune and fine-tune. Two processes given disjoint variants and the same `--output_dir` run side
             by side; a last run naming them all then finds every run finished and writes the joint results.
         r3f_lambda (`float`, *optional*, defaults to 1.0): weight of the symmetric-KL term in the `r3f` variant
             (noise and eps as in the recipe, else the `MuppetTrainingArguments` defaults: uniform, 1e-5).
@@ -67,7 +73,7 @@ class AblationArguments(PrefinetuneBudgetArguments):
     output_dir: str = field(default="runs/evaluation/ablations", metadata={"help": "Experiment folder."})
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Fine-tuning seeds."})
     variants: list[str] = field(
-        default_factory=lambda: list(VARIANTS), metadata={"help": f"Variants to run, of {list(VARIANTS)}."}
+        default_factory=lambda: list(DEFAULT_VARIANTS), metadata={"help": f"Variants to run, of {list(VARIANTS)}."}
     )
     r3f_lambda: float = field(default=1.0, metadata={"help": "R3F weight of the `r3f` variant."})
 
@@ -90,11 +96,14 @@ def main(args: AblationArguments) -> dict:
     experiment_dir.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe(args.recipe)
     warn_if_not_held_out(task_names(recipe["tasks"]), args)
-    # Every variant sets both ablated fields.
+    # Every variant sets both paper fields; the others change one more.
+    baseline = {"loss_scaling": "log_n", "r3f_lambda": 0.0}
     variants = {
-        "baseline": {"loss_scaling": "log_n", "r3f_lambda": 0.0},
-        "no_loss_scaling": {"loss_scaling": "none", "r3f_lambda": 0.0},
-        "r3f": {"loss_scaling": "log_n", "r3f_lambda": args.r3f_lambda},
+        "baseline": baseline,
+        "no_loss_scaling": {**baseline, "loss_scaling": "none"},
+        "r3f": {**baseline, "r3f_lambda": args.r3f_lambda},
+        "no_head_warmup": {**baseline, "head_warmup_steps": 0},
+        "first_token_pooling": {**baseline, "pooling": "first"},
     }
     variants = {name: overrides for name, overrides in variants.items() if name in args.variants}
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)

@@ -5,10 +5,15 @@ R3F adds `lambda * KL_S(f(x) || f(x + z))` to the task loss, `z` being uniform o
 embeddings and `KL_S` the symmetric KL divergence of the output distributions. R4F adds spectral normalisation of
 the heads (`MuppetConfig.spectral_norm`).
 
+As in the reference implementation (fairseq `examples/rxf`), the two passes are plain training-mode forwards: each
+draws its own dropout masks, so the divergence measures dropout's effect on the output as well as the noise's (at
+the default eps = 1e-5 the noise alone moves the outputs by ~1e-5, a KL of ~1e-10); and the noised pass reads the
+clean lookup *detached*, plus the noise, so the word-embedding table gets the KL's gradient through the clean pass
+only. `shared_dropout=True` replays the clean pass's masks instead, isolating the noise.
+
 The noise enters through a forward hook on the encoder's token-embedding module, so the model still receives
 `input_ids` (position ids, token types and padding masks stay exactly as in the clean pass) and, for
-encoder-decoder backbones, only the encoder's input is perturbed. The noised pass adds the noise to the clean
-pass's lookup, so the `vocab × hidden` embedding gradient is built once per sub-batch, not once per pass.
+encoder-decoder backbones, only the encoder's input is perturbed.
 """
 
 import contextlib
@@ -64,13 +69,14 @@ def capture_embeddings(embeddings: nn.Module) -> Iterator[list[torch.Tensor]]:
 
 @contextlib.contextmanager
 def embedding_noise(embeddings: nn.Module, clean: torch.Tensor, noise: torch.Tensor) -> Iterator[None]:
-    """Replaces the output of `embeddings` by `clean + noise` on its next call only, inside the `with` block.
+    """Replaces the output of `embeddings` by `clean.detach() + noise` on its next call only, inside the `with` block.
 
-    `clean` is the clean pass's lookup (see [`capture_embeddings`]): the noised pass reuses it instead of its own,
-    so the gradients of both passes meet at `clean` and the embedding matrix gets one backward, one gradient of
-    `vocab × hidden` rather than two. The lookup of the noised pass still runs (a gather), outside the graph.
-    One call only, so a shared decoder embedding stays clean. A multiple-choice forward flattens
-    `[batch, choices, length]` to `[batch * choices, length]`; the noise is reshaped to the embeddings' shape.
+    `clean` is the clean pass's lookup (see [`capture_embeddings`]), detached as in the reference implementation: the
+    noised pass's input is a constant, so the embedding matrix gets one backward (the clean pass's), one gradient of
+    `vocab × hidden`, and the KL reaches it through the clean pass only. The lookup of the noised pass still runs (a
+    gather), outside the graph. One call only, so a shared decoder embedding stays clean. A multiple-choice forward
+    flattens `[batch, choices, length]` to `[batch * choices, length]`; the noise is reshaped to the embeddings'
+    shape.
     """
     calls = 0
 
@@ -79,7 +85,7 @@ def embedding_noise(embeddings: nn.Module, clean: torch.Tensor, noise: torch.Ten
         calls += 1
         if calls > 1:
             return output
-        return clean + noise.view(clean.shape).to(clean.dtype)
+        return clean.detach() + noise.view(clean.shape).to(clean.dtype)
 
     handle = embeddings.register_forward_hook(add_noise)
     try:
@@ -95,22 +101,29 @@ def fork_rng(device: torch.device):
 
 
 def clean_and_noised(
-    model: nn.Module, embeddings: nn.Embedding, inputs: dict, eps: float, noise_type: str
+    model: nn.Module,
+    embeddings: nn.Embedding,
+    inputs: dict,
+    eps: float,
+    noise_type: str,
+    shared_dropout: bool = False,
 ) -> tuple[MuppetMultiTaskOutput, MuppetMultiTaskOutput]:
-    """The clean and the noised forward passes of one sub-batch, with the same dropout masks.
+    """The clean and the noised forward passes of one sub-batch.
 
     Args:
         model (`nn.Module`): the model as trained (possibly wrapped by DDP or FSDP).
         embeddings (`nn.Embedding`): its encoder's token embeddings ([`token_embeddings`] of the unwrapped model).
         inputs (`dict`): the keyword arguments of the forward pass.
         eps (`float`), noise_type (`str`): see [`sample_noise`].
+        shared_dropout (`bool`, *optional*, defaults to `False`): replay the clean pass's dropout masks in the noised
+            pass, so the KL measures the embedding noise alone (exactly 0 at eps = 0). Off, as in the reference
+            implementation, each pass draws its own masks.
     """
-    # Sampled before the forks, so both passes below draw the same dropout masks: the KL then measures the effect
-    # of the embedding noise alone, and is exactly 0 at eps = 0.
+    # Sampled before the fork, so that with `shared_dropout` both passes draw the same dropout masks.
     noise = sample_noise(inputs["input_ids"], embeddings.embedding_dim, eps, noise_type, embeddings.weight.dtype)
-    with fork_rng(inputs["input_ids"].device), capture_embeddings(embeddings) as clean:
+    replay = fork_rng(inputs["input_ids"].device) if shared_dropout else contextlib.nullcontext()
+    with replay, capture_embeddings(embeddings) as clean:
         outputs = model(**inputs)
-    # The noised pass reuses the clean pass's lookup, so the word-embedding gradient is built once.
     with embedding_noise(embeddings, clean[0], noise):
         noised = model(**inputs)
     return outputs, noised

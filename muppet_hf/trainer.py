@@ -263,7 +263,14 @@ class MuppetTrainer(MultiTaskEvaluationMixin, CheckpointMixin, Trainer):
 
         if use_r3f:
             embeddings = token_embeddings(self.accelerator.unwrap_model(model))
-            outputs, noised = clean_and_noised(model, embeddings, inputs, self.args.r3f_eps, self.args.r3f_noise)
+            outputs, noised = clean_and_noised(
+                model,
+                embeddings,
+                inputs,
+                self.args.r3f_eps,
+                self.args.r3f_noise,
+                shared_dropout=self.args.r3f_dropout == "shared",
+            )
         else:
             outputs = model(**inputs)
 

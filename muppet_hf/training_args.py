@@ -13,6 +13,7 @@ BATCHING_MODES = ("heterogeneous", "batch_homogeneous", "dataset_homogeneous")
 TASK_SAMPLING_MODES = ("natural", "temperature", "uniform")
 LOSS_SCALING_MODES = ("log_n", "none")
 NOISE_TYPES = ("uniform", "normal")
+R3F_DROPOUT_MODES = ("independent", "shared")
 LORA_MODES = ("shared", "per_task", "shared+per_task")
 
 
@@ -79,6 +80,11 @@ class MuppetTrainingArguments(TrainingArguments):
             Scale of the noise added to the input token embeddings.
         r3f_noise (`str`, *optional*, defaults to `"uniform"`):
             `"uniform"` on [-eps, eps] or `"normal"` with standard deviation eps.
+        r3f_dropout (`str`, *optional*, defaults to `"independent"`):
+            `"independent"`: the clean and noised passes draw their own dropout masks, as the reference
+            implementation (fairseq `examples/rxf`) does, so the KL also penalises dropout's effect on the outputs;
+            at eps 1e-5 that is most of it. `"shared"`: the noised pass replays the clean pass's masks, so the KL
+            measures the embedding noise alone (~1e-10 per example at eps 1e-5).
         r4f (`bool`, *optional*, defaults to `False`):
             R4F = R3F plus spectral normalisation of the heads; the model must be built with
             `MuppetConfig(spectral_norm=True)` (the `prefinetune.py` script does this).
@@ -180,6 +186,13 @@ class MuppetTrainingArguments(TrainingArguments):
     r3f_noise: Literal["uniform", "normal"] = field(
         default="uniform", metadata={"help": "R3F noise: `uniform` on [-eps, eps] or `normal` with std eps."}
     )
+    r3f_dropout: Literal["independent", "shared"] = field(
+        default="independent",
+        metadata={
+            "help": "R3F dropout masks: `independent` per pass, as fairseq's rxf (the KL then includes dropout's "
+            "effect), or `shared`, replayed in the noised pass (the KL measures the noise alone)."
+        },
+    )
     r4f: bool = field(
         default=False,
         metadata={"help": "R4F: R3F plus spectral normalisation of the heads (sets `MuppetConfig.spectral_norm`)."},
@@ -227,6 +240,7 @@ class MuppetTrainingArguments(TrainingArguments):
             ("task_sampling", self.task_sampling, TASK_SAMPLING_MODES),
             ("loss_scaling", self.loss_scaling, LOSS_SCALING_MODES),
             ("r3f_noise", self.r3f_noise, NOISE_TYPES),
+            ("r3f_dropout", self.r3f_dropout, R3F_DROPOUT_MODES),
             ("task_size", self.task_size, TASK_SIZE_UNITS),
         ):
             if value not in allowed:

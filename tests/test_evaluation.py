@@ -225,6 +225,25 @@ def test_ablations_set_both_ablated_fields_in_every_variant(load_script, tiny_ba
     with pytest.raises(ValueError, match="field `variants`"):
         script.parse_args([*flags, "--variants", "r4f"])
 
+    # The recipe's own choices, on request: each is the baseline (re-used, not re-run) with one field changed.
+    extra = ["--variants", "baseline", "no_head_warmup", "first_token_pooling"]
+    results = script.main(script.parse_args([*flags, "--prefinetune_steps", "2", "--seeds", "1", "2", *extra]))
+    settings = {
+        record["variant"]: yaml.safe_load(Path(record["output_dir"], "recipe.yaml").read_text())
+        for record in results["prefinetune"]
+    }
+    changed = {
+        name: {key: value for key, value in recipe.items() if settings["baseline"].get(key) != value}
+        for name, recipe in settings.items()
+    }
+    assert changed == {
+        "baseline": {},
+        "no_head_warmup": {"head_warmup_steps": 0},
+        "first_token_pooling": {"pooling": "first"},
+    }
+    config = json.loads(Path(results["prefinetune"][2]["output_dir"], "config.json").read_text())
+    assert config["pooling"] == "first"
+
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_docstring_holds_the_default_and_the_smoke_command(name):

@@ -5,7 +5,14 @@ import torch
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
 from muppet_hf.losses import log_n_scale, symmetric_kl, uniform_guess_loss
-from muppet_hf.r3f import capture_embeddings, embedding_noise, r3f_divergence, sample_noise, token_embeddings
+from muppet_hf.r3f import (
+    capture_embeddings,
+    clean_and_noised,
+    embedding_noise,
+    r3f_divergence,
+    sample_noise,
+    token_embeddings,
+)
 from muppet_hf.testing_utils import tiny_config
 
 
@@ -145,7 +152,7 @@ def embedding_backwards(loss: torch.Tensor, weight: torch.Tensor) -> int:
 
 
 @pytest.mark.parametrize(("model_type", "head"), [("bert", "nli"), ("bert", "multiple_choice"), ("bart", "seq2seq")])
-def test_r3f_builds_the_word_embedding_gradient_once_and_matches_noising_a_fresh_lookup(model_type, head):
+def test_r3f_noised_pass_reads_the_clean_lookup_detached_as_the_reference_does(model_type, head):
     model = tiny_model(model_type)
     inputs = head_inputs(head)
     head_type = model.config.heads[head]["type"]
@@ -156,29 +163,56 @@ def test_r3f_builds_the_word_embedding_gradient_once_and_matches_noising_a_fresh
     with embedding_noise(embeddings, lookup[0], noise):
         noised = model(**inputs)
     loss = clean.loss + r3f_divergence(head_type, clean, noised, inputs).mean()
-    # One backward of the encoder's lookup for both passes (BART's decoders look the same matrix up on their own).
-    reused_lookups = embedding_backwards(loss, embeddings.weight)
-    assert reused_lookups == (3 if model_type == "bart" else 1)
+    # One backward of the encoder's lookup, the clean pass's (BART's decoders look the same matrix up on their own).
+    assert embedding_backwards(loss, embeddings.weight) == (3 if model_type == "bart" else 1)
     model.zero_grad()
     loss.backward()
     reused = embeddings.weight.grad.clone()
 
-    # The two-lookup form, noise added to the noised pass's own lookup (the encoder's only): the same gradient.
-    calls = []
+    # fairseq's rxf form: the noised pass gets its own lookup, detached, plus the noise (the encoder's only).
+    def forward_with(transform):
+        calls = []
 
-    def add_noise(module, args, output):
-        calls.append(output)
-        return output + noise.view(output.shape) if len(calls) == 1 else output
+        def hook(module, args, output):
+            calls.append(output)
+            return transform(output) if len(calls) == 1 else output
+
+        handle = embeddings.register_forward_hook(hook)
+        try:
+            return model(**inputs)
+        finally:
+            handle.remove()
 
     clean = model(**inputs)
-    handle = embeddings.register_forward_hook(add_noise)
-    noised = model(**inputs)
-    handle.remove()
-    loss = clean.loss + r3f_divergence(head_type, clean, noised, inputs).mean()
-    assert embedding_backwards(loss, embeddings.weight) == reused_lookups + 1
+    noised = forward_with(lambda output: output.detach() + noise.view(output.shape))
     model.zero_grad()
-    loss.backward()
+    (clean.loss + r3f_divergence(head_type, clean, noised, inputs).mean()).backward()
     torch.testing.assert_close(embeddings.weight.grad, reused)
+
+    # Without the detach the word embeddings would also get the KL through the noised pass: another gradient.
+    clean = model(**inputs)
+    noised = forward_with(lambda output: output + noise.view(output.shape))
+    model.zero_grad()
+    (clean.loss + r3f_divergence(head_type, clean, noised, inputs).mean()).backward()
+    assert not torch.allclose(embeddings.weight.grad, reused)
+
+
+@pytest.mark.parametrize("shared_dropout", [False, True])
+def test_r3f_passes_draw_their_own_dropout_masks_unless_shared(shared_dropout):
+    model = tiny_model().train()
+    inputs = head_inputs("nli")
+    embeddings = token_embeddings(model)
+    torch.manual_seed(7)
+    clean, noised = clean_and_noised(model, embeddings, inputs, 0.0, "uniform", shared_dropout=shared_dropout)
+    # At eps = 0 only dropout can tell the passes apart.
+    assert torch.equal(clean.logits, noised.logits) is shared_dropout
+    # Independent masks are those of two plain training-mode forwards, as in fairseq's rxf criterion.
+    torch.manual_seed(7)
+    sample_noise(inputs["input_ids"], embeddings.embedding_dim, 0.0, "uniform", torch.float)
+    first, second = model(**inputs), model(**inputs)
+    torch.testing.assert_close(clean.logits, first.logits)
+    if not shared_dropout:
+        torch.testing.assert_close(noised.logits, second.logits)
 
 
 def test_r3f_skips_regression():

@@ -118,12 +118,14 @@ def test_two_steps_change_every_trained_parameter_and_log_each_task(tmp_path):
     assert trainer.state.log_history[-1]["examples_seen/sent"] == 8
 
 
-def test_r3f_term_zero_at_zero_eps_positive_otherwise_with_dropout_on(tmp_path):
+@pytest.mark.parametrize("r3f_dropout", ["shared", "independent"])
+def test_r3f_term_with_dropout_on_zero_at_zero_eps_only_with_shared_masks(tmp_path, r3f_dropout):
     model = build({"sent": "sent", "choice": "multiple_choice", "qa": "span", "pos": "pos"})
     data = {task: toy_task(HEADS[TASKS[task]]["type"], 4) for task in ("sent", "choice", "qa", "pos")}
-    for eps, positive in ((0.0, False), (1e-2, True)):
-        trainer = MuppetTrainer(model, arguments(tmp_path, r3f_lambda=1.0, r3f_eps=eps), train_dataset=data)
-        model.train()  # dropout on: both passes must still share their masks
+    for eps, positive in ((0.0, r3f_dropout == "independent"), (1e-2, True)):
+        args = arguments(tmp_path, r3f_lambda=1.0, r3f_eps=eps, r3f_dropout=r3f_dropout)
+        trainer = MuppetTrainer(model, args, train_dataset=data)
+        model.train()  # dropout on: shared masks leave only the noise, independent ones differ without it
         for task, dataset in data.items():
             batch = trainer.data_collator([{"task": task, "index": i, **dataset[i]} for i in range(len(dataset))])
             loss = trainer.compute_loss(model, batch)

@@ -260,6 +260,7 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
             "lambda": training_args.r3f_lambda,
             "eps": training_args.r3f_eps,
             "noise": training_args.r3f_noise,
+            "dropout": training_args.r3f_dropout,
             "r4f": training_args.r4f,
         }
         metadata.training = {
