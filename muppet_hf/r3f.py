@@ -85,7 +85,10 @@ def embedding_noise(embeddings: nn.Module, clean: torch.Tensor, noise: torch.Ten
         calls += 1
         if calls > 1:
             return output
-        return clean.detach() + noise.view(clean.shape).to(clean.dtype)
+        # `0 * clean` keeps the lookup in this pass's graph with a zero gradient: DDP with `find_unused_parameters`
+        # would otherwise mark the embeddings unused after this forward, then fail when the clean pass's backward
+        # reaches them.
+        return clean.detach() + noise.view(clean.shape).to(clean.dtype) + 0.0 * clean
 
     handle = embeddings.register_forward_hook(add_noise)
     try:
