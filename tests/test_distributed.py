@@ -60,6 +60,7 @@ import numpy as np, torch
 sys.path.insert(0, {tests!r})
 from test_distributed import SIZES, toy
 from muppet_hf import MuppetConfig, MuppetForMultiTask, MuppetTrainer, MuppetTrainingArguments
+from muppet_hf.distributed import destroy_process_group
 from muppet_hf.testing_utils import tiny_config
 
 torch.manual_seed(0)
@@ -75,6 +76,7 @@ trainer = MuppetTrainer(MuppetForMultiTask(config), args, train_dataset=train)
 trainer.train()
 print("RESULT " + json.dumps({{"rank": args.process_index, "step": trainer.state.global_step,
     "epoch": trainer.state.epoch, "tasks": trainer.tasks_drawn}}), flush=True)
+destroy_process_group()  # as the training scripts end: joins gloo's threads (an exit without it aborted under load)
 """
 
 
