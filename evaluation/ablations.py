@@ -64,8 +64,9 @@ class AblationArguments(PrefinetuneBudgetArguments):
 
     Args:
         variants (`list[str]`, *optional*, defaults to `baseline`, `no_loss_scaling`, `r3f`): which of those,
-            `no_head_warmup` and `first_token_pooling` to pre-finetune and fine-tune. Two processes given disjoint variants and the same `--output_dir` run side
-            by side; a last run naming them all then finds every run finished and writes the joint results.
+            `no_head_warmup` and `first_token_pooling` to pre-finetune and fine-tune. Two processes given disjoint
+            variants and the same `--output_dir` run side by side; a last run naming them all then finds every run
+            finished and writes the joint results.
         r3f_lambda (`float`, *optional*, defaults to 1.0): weight of the symmetric-KL term in the `r3f` variant
             (noise and eps as in the recipe, else the `MuppetTrainingArguments` defaults: uniform, 1e-5).
     """

@@ -73,10 +73,10 @@ def embedding_noise(embeddings: nn.Module, clean: torch.Tensor, noise: torch.Ten
 
     `clean` is the clean pass's lookup (see [`capture_embeddings`]), detached as in the reference implementation: the
     noised pass sends no gradient back to it, so the embedding matrix gets one backward (the clean pass's), one
-    gradient of `vocab × hidden`, and the KL reaches it through the clean pass only. The lookup of the noised pass still runs (a
-    gather), outside the graph. One call only, so a shared decoder embedding stays clean. A multiple-choice forward
-    flattens `[batch, choices, length]` to `[batch * choices, length]`; the noise is reshaped to the embeddings'
-    shape.
+    gradient of `vocab × hidden`, and the KL reaches it through the clean pass only. The lookup of the noised pass
+    still runs (a gather), outside the graph. One call only, so a shared decoder embedding stays clean. A
+    multiple-choice forward flattens `[batch, choices, length]` to `[batch * choices, length]`; the noise is reshaped
+    to the embeddings' shape.
     """
     calls = 0
 
