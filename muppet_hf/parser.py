@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 from transformers import HfArgumentParser
@@ -76,7 +76,14 @@ class MuppetArgumentParser(HfArgumentParser):
             unknown = sorted(set(defaults) - known)
             if unknown:
                 raise ValueError(f"{recipe}: unknown field(s) {unknown}")
-            types = {f.name: f.type for dataclass_type in self.dataclass_types for f in fields(dataclass_type)}
+            # The declared annotations: HfArgumentParser rewrites `Field.type` (`float | None` becomes `float`), which
+            # would refuse a recipe's `null` for a field whose default is `None`.
+            types = {
+                name: hint
+                for dataclass_type in self.dataclass_types
+                for name, hint in get_type_hints(dataclass_type).items()
+                if name in known
+            }
             for key, value in defaults.items():
                 check_recipe_value(recipe, key, value, types[key])
             self.set_defaults(**defaults)

@@ -135,6 +135,18 @@ def test_a_recipe_learning_rate_written_1e_5_still_parses(tmp_path):
     assert training_args.learning_rate == 1e-5
 
 
+def test_a_recipe_may_write_null_for_a_field_whose_default_is_none(tmp_path):
+    # HfArgumentParser turns `backbone_learning_rate: float | None` into `float` on the field; the check reads the
+    # declared annotation, so `null` (the default, one learning rate for all) is accepted and a string still is not.
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(RECIPE.read_text() + "\nbackbone_learning_rate: null\n")
+    _, training_args = load_script("prefinetune").parse_args(["--config", str(recipe), "--output_dir", "x"])
+    assert training_args.backbone_learning_rate is None
+    recipe.write_text(RECIPE.read_text() + "\nbackbone_learning_rate: [1]\n")
+    with pytest.raises(TypeError, match=r"field `backbone_learning_rate` must be float or null, got \[1\]"):
+        load_script("prefinetune").parse_args(["--config", str(recipe), "--output_dir", "x"])
+
+
 @pytest.mark.parametrize("kind", ["missing", "not a checkpoint"])
 def test_finetune_names_a_model_folder_that_is_missing_or_not_a_checkpoint(tmp_path, kind):
     folder = tmp_path / "model"
