@@ -3,10 +3,11 @@ offline recipe's own choices.
 
 Pre-finetunes the recipe at the same update budget as the baseline (1/log n loss scaling, no R3F) and as variants
 that change one thing: without loss scaling, with R3F (arXiv 2008.03156, `r3f_lambda` 1.0), and, on request, without
-the head-only warm-up (`head_warmup_steps: 0`) or with first-token instead of the recipe's pooling. Then fine-tunes
-each model on the held-out tasks. The paper reports that scaling each head's loss by 1/log n helps multi-task
-training, and uses R3F-style regularisation on top of pre-finetuning; the warm-up and the pooling are this package's
-choices for a sentence-embedding backbone, kept only if they help.
+the head-only warm-up (`head_warmup_steps: 0`), with first-token instead of the recipe's pooling, or with the heads at
+the backbone's learning rate instead of their own higher one. Then fine-tunes each model on the held-out tasks. The
+paper reports that scaling each head's loss by 1/log n helps multi-task training, and uses R3F-style regularisation
+on top of pre-finetuning; the warm-up, the pooling and the heads' rate are this package's choices for a
+sentence-embedding backbone, kept only if they help.
 
 ```bash
 # Default: the offline_suite recipe, 60 of its updates (4 sub-batches of 16) per variant, then the held-out tasks at
@@ -33,7 +34,9 @@ python evaluation/ablations.py --recipe training/recipes/tiny.yaml --backbone /t
 Every variant sets both paper fields, whatever the recipe says (the tiny recipe has R3F on): `baseline` is
 `loss_scaling: log_n, r3f_lambda: 0`, `no_loss_scaling` changes the first, `r3f` the second (with the recipe's
 `r3f_dropout`, by default independent masks per pass as in fairseq's rxf); `no_head_warmup` and `first_token_pooling`
-are the baseline plus `head_warmup_steps: 0` or `pooling: first`. Without `--variants` the first three run.
+are the baseline plus `head_warmup_steps: 0` or `pooling: first`; `one_learning_rate` trains everything at the
+recipe's `backbone_learning_rate` (`learning_rate` set to it, `backbone_learning_rate: null`), and needs a recipe that
+has one. Without `--variants` the first three run.
 
 Writes to `--output_dir`: `results.json` (settings, every pre-finetuning and fine-tuning run, mean and std over seeds
 per variant and task), `results.md` (the table, also printed) and `ablations.png` (a panel per task, a bar per
@@ -54,7 +57,7 @@ from common import (
 from transformers import HfArgumentParser
 
 
-VARIANTS = ("baseline", "no_loss_scaling", "r3f", "no_head_warmup", "first_token_pooling")
+VARIANTS = ("baseline", "no_loss_scaling", "r3f", "no_head_warmup", "first_token_pooling", "one_learning_rate")
 DEFAULT_VARIANTS = VARIANTS[:3]
 
 
@@ -64,9 +67,9 @@ class AblationArguments(PrefinetuneBudgetArguments):
 
     Args:
         variants (`list[str]`, *optional*, defaults to `baseline`, `no_loss_scaling`, `r3f`): which of those,
-            `no_head_warmup` and `first_token_pooling` to pre-finetune and fine-tune. Two processes given disjoint
-            variants and the same `--output_dir` run side by side; a last run naming them all then finds every run
-            finished and writes the joint results.
+            `no_head_warmup`, `first_token_pooling` and `one_learning_rate` to pre-finetune and fine-tune. Two
+            processes given disjoint variants and the same `--output_dir` run side by side; a last run naming them
+            all then finds every run finished and writes the joint results.
         r3f_lambda (`float`, *optional*, defaults to 1.0): weight of the symmetric-KL term in the `r3f` variant
             (noise and eps as in the recipe, else the `MuppetTrainingArguments` defaults: uniform, 1e-5).
     """
@@ -106,6 +109,17 @@ def main(args: AblationArguments) -> dict:
         "no_head_warmup": {**baseline, "head_warmup_steps": 0},
         "first_token_pooling": {**baseline, "pooling": "first"},
     }
+    if "one_learning_rate" in args.variants:
+        if recipe.get("backbone_learning_rate") is None:
+            raise ValueError(
+                f"variant `one_learning_rate`: the recipe {args.recipe} has no `backbone_learning_rate`, so its heads "
+                "and backbone already share `learning_rate`"
+            )
+        variants["one_learning_rate"] = {
+            **baseline,
+            "learning_rate": recipe["backbone_learning_rate"],
+            "backbone_learning_rate": None,
+        }
     variants = {name: overrides for name, overrides in variants.items() if name in args.variants}
     models, records, runs = run_variants(experiment_dir, args, recipe, variants)
 

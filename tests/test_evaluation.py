@@ -244,6 +244,23 @@ def test_ablations_set_both_ablated_fields_in_every_variant(load_script, tiny_ba
     config = json.loads(Path(results["prefinetune"][2]["output_dir"], "config.json").read_text())
     assert config["pooling"] == "first"
 
+    # Heads at the backbone's rate: needs a recipe with a `backbone_learning_rate`, which the tiny one lacks.
+    with pytest.raises(ValueError, match="one_learning_rate.*no `backbone_learning_rate`"):
+        script.main(script.parse_args([*flags, "--variants", "one_learning_rate"]))
+    two_rates = tmp_path / "two_rates.yaml"
+    recipe = {**yaml.safe_load(TINY_RECIPE.read_text()), "learning_rate": 1e-3, "backbone_learning_rate": 1e-4}
+    two_rates.write_text(yaml.safe_dump(recipe))
+    flags = tiny_flags(tiny_base, tmp_path / "two_rates", "tiny_sentiment")
+    flags[flags.index("--recipe") + 1] = str(two_rates)
+    extra = ["--variants", "baseline", "one_learning_rate"]
+    results = script.main(script.parse_args([*flags, "--prefinetune_steps", "2", "--seeds", "1", *extra]))
+    training = {
+        record["variant"]: json.loads(Path(record["output_dir"], "muppet_run.json").read_text())["training"]
+        for record in results["prefinetune"]
+    }
+    rates = {name: (run["learning_rate"], run["backbone_learning_rate"]) for name, run in training.items()}
+    assert rates == {"baseline": (1e-3, 1e-4), "one_learning_rate": (1e-4, None)}
+
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_docstring_holds_the_default_and_the_smoke_command(name):
