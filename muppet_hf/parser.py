@@ -72,18 +72,15 @@ class MuppetArgumentParser(HfArgumentParser):
             recipe = Path(args[index + 1])
             del args[index : index + 2]
             defaults = read_recipe(recipe, "recipe (--config)")
-            known = {f.name for dataclass_type in self.dataclass_types for f in fields(dataclass_type)}
-            unknown = sorted(set(defaults) - known)
+            # Each field's declared annotation: HfArgumentParser rewrites `Field.type` (`float | None` becomes
+            # `float`), which would refuse a recipe's `null` for a field whose default is `None`.
+            types = {}
+            for dataclass_type in self.dataclass_types:
+                hints = get_type_hints(dataclass_type)
+                types.update({f.name: hints[f.name] for f in fields(dataclass_type)})
+            unknown = sorted(set(defaults) - set(types))
             if unknown:
                 raise ValueError(f"{recipe}: unknown field(s) {unknown}")
-            # The declared annotations: HfArgumentParser rewrites `Field.type` (`float | None` becomes `float`), which
-            # would refuse a recipe's `null` for a field whose default is `None`.
-            types = {
-                name: hint
-                for dataclass_type in self.dataclass_types
-                for name, hint in get_type_hints(dataclass_type).items()
-                if name in known
-            }
             for key, value in defaults.items():
                 check_recipe_value(recipe, key, value, types[key])
             self.set_defaults(**defaults)

@@ -137,7 +137,7 @@ def test_a_recipe_learning_rate_written_1e_5_still_parses(tmp_path):
 
 def test_a_recipe_may_write_null_for_a_field_whose_default_is_none(tmp_path):
     # HfArgumentParser turns `backbone_learning_rate: float | None` into `float` on the field; the check reads the
-    # declared annotation, so `null` (the default, one learning rate for all) is accepted and a string still is not.
+    # declared annotation, so `null` (the default, one learning rate for all) is accepted and a list still is not.
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE.read_text() + "\nbackbone_learning_rate: null\n")
     _, training_args = load_script("prefinetune").parse_args(["--config", str(recipe), "--output_dir", "x"])
