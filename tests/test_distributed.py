@@ -56,6 +56,7 @@ def test_every_process_gets_as_many_sub_batches_and_none_is_lost(batching, task_
 
 SCRIPT = """
 import json, sys
+from pathlib import Path
 import numpy as np, torch
 sys.path.insert(0, {tests!r})
 from test_distributed import SIZES, toy
@@ -74,8 +75,11 @@ args = MuppetTrainingArguments(
 train = {{name: toy(size, i) for i, (name, size) in enumerate(SIZES.items())}}
 trainer = MuppetTrainer(MuppetForMultiTask(config), args, train_dataset=train)
 trainer.train()
-print("RESULT " + json.dumps({{"rank": args.process_index, "step": trainer.state.global_step,
-    "epoch": trainer.state.epoch, "tasks": trainer.tasks_drawn}}), flush=True)
+# One file per rank: two processes printing to one pipe can interleave their lines.
+result = {{"rank": args.process_index, "step": trainer.state.global_step, "epoch": trainer.state.epoch,
+    "tasks": trainer.tasks_drawn}}
+Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
+Path(sys.argv[1], f"result-{{args.process_index}}.json").write_text(json.dumps(result))
 destroy_process_group()  # as the training scripts end: joins gloo's threads (an exit without it aborted under load)
 """
 
@@ -95,7 +99,7 @@ def test_a_rank_whose_task_ends_its_epoch_first_does_not_deadlock(tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=240)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
-    ranks = {row["rank"]: row for row in map(json.loads, re.findall(r"RESULT (\{.*\})", log))}
+    ranks = {row["rank"]: row for row in (json.loads(p.read_text()) for p in (tmp_path / "run").glob("result-*.json"))}
     assert set(ranks) == {0, 1}, log[-4000:]
     assert ranks[0]["step"] == ranks[1]["step"] == 8 and ranks[0]["epoch"] == 2.0
     # In some sub-batch step one process was on "small" while the other was on another task.
