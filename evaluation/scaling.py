@@ -60,12 +60,16 @@ class ScalingArguments(PrefinetuneBudgetArguments):
     Args:
         num_tasks (`list[int]`, *optional*, defaults to `[4, 8, 12, 16, 23]`): sizes of the nested task subsets; each
             at most the number of tasks in the recipe.
+        with_base (`bool`, *optional*, defaults to `True`): fine-tune the base model too (the 0-task point). `false`
+            skips its runs when they were made elsewhere with the same protocol; pair them with
+            `evaluation/compare_results.py`.
     """
 
     output_dir: str = field(default="runs/evaluation/scaling", metadata={"help": "Experiment folder."})
     num_tasks: list[int] = field(
         default_factory=lambda: [4, 8, 12, 16, 23], metadata={"help": "Sizes of the nested task subsets."}
     )
+    with_base: bool = field(default=True, metadata={"help": "Fine-tune the base model too (the 0-task point)."})
 
 
 def parse_args(argv: list[str] | None = None) -> ScalingArguments:
@@ -98,7 +102,8 @@ def main(args: ScalingArguments) -> dict:
         )
     warn_if_not_held_out(task_names(order[: sizes[-1]]), args)
     variants = {f"tasks_{size}": {"tasks": order[:size]} for size in sizes}
-    models, records, runs = run_variants(experiment_dir, args, recipe, variants, base=base_backbone(recipe, args))
+    base = base_backbone(recipe, args) if args.with_base else None
+    models, records, runs = run_variants(experiment_dir, args, recipe, variants, base=base)
 
     num_tasks = {"base": 0, **{name: len(overrides["tasks"]) for name, overrides in variants.items()}}
     aggregates = aggregate(selected(runs))

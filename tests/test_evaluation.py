@@ -149,7 +149,7 @@ def test_transfer_compares_base_and_muppet_then_resumes(load_script, tiny_base, 
         script.parse_args([*twice, "--muppet_labels", "full_1", "again", "--reference", "lora"])
 
 
-def test_scaling_pre_finetunes_nested_subsets_and_includes_the_base_model(load_script, tiny_base, tmp_path):
+def test_scaling_pre_finetunes_nested_subsets_with_or_without_the_base_model(load_script, tiny_base, tmp_path):
     script = load_script("scaling")
     flags = tiny_flags(tiny_base, tmp_path / "scaling", "tiny_sentiment", "tiny_qa")
     results = script.main(
@@ -166,6 +166,17 @@ def test_scaling_pre_finetunes_nested_subsets_and_includes_the_base_model(load_s
     assert subsets[1]["tasks"][:1] == subsets[0]["tasks"], "subsets are nested"
     assert all(recipe["max_steps"] == 2 and recipe["model_name_or_path"] == str(tiny_base) for recipe in subsets)
     assert all("backbone_config" not in recipe for recipe in subsets)
+
+    # Without the base (its runs made elsewhere): the variant's finished runs are reused, none is added, and the base
+    # is neither run nor reported.
+    folders = sorted((tmp_path / "scaling").rglob("*"))
+    alone = script.main(
+        script.parse_args([*flags, "--num_tasks", "3", "--prefinetune_steps", "2", "--seeds", "1", "--with_base", "0"])
+    )
+    assert {run["model"] for run in alone["runs"]} == {"tasks_3"} and "base" not in alone["models"]
+    earlier = {(run["task"], run["score"]) for run in results["runs"] if run["model"] == "tasks_3"}
+    assert {(run["task"], run["score"]) for run in alone["runs"]} == earlier
+    assert sorted((tmp_path / "scaling").rglob("*")) == folders
 
 
 def test_nested_order_mixes_families_from_the_first_tasks(load_script):
