@@ -7,10 +7,16 @@ are reduce-scattered as one flat buffer, and a process that left a head without 
 size than its peers (gloo aborts on the mismatch; NCCL may hang or mix up gradients). [`idle_heads_term`] gives every
 idle head a zero gradient, so all processes reduce the same buffer.
 
-[`destroy_process_group`] ends a multi-process run: the training scripts call it last.
+[`destroy_process_group`] tears the process group down; [`end_process`] ends a multi-process run's process after it
+succeeded, as the training scripts do.
 """
 
+import atexit
 import gc
+import logging
+import os
+import sys
+from typing import NoReturn
 
 import torch
 
@@ -57,4 +63,28 @@ def destroy_process_group() -> None:
     del group
 
 
-__all__ = ["destroy_process_group", "idle_heads_term"]
+def end_process(code: int = 0) -> NoReturn:
+    """Ends a multi-process run's process with exit status `code`, without the interpreter's own shutdown.
+
+    [`destroy_process_group`] made the abort at exit rarer but did not remove it: CI still saw one rank of a
+    two-process gloo run that had finished and written its results die with "terminate called without an active
+    exception" while the interpreter shut down, and the launcher then stops the other rank and reports the run as
+    failed. The shutdown is the part that aborts (torch destroys C++ objects that own threads while Python's state is
+    being torn down; pytorch/pytorch#179291 describes it), and a finished run needs nothing from it. So this tears
+    the group down, runs the `atexit` handlers (trackers' and logging's flushes) while the interpreter is whole,
+    flushes stdout and stderr, and leaves with `os._exit`.
+
+    Call it last, once everything is written; it does not return.
+    """
+    destroy_process_group()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe has nothing left to flush
+            pass
+    os._exit(code)
+
+
+__all__ = ["destroy_process_group", "end_process", "idle_heads_term"]

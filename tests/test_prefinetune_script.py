@@ -150,3 +150,26 @@ def test_destroy_process_group_joins_the_gloo_threads_before_exit():
     assert result.returncode == 0, result.stderr[-2000:]
     before, after = map(int, result.stdout.split())
     assert before > 0 and after == 0
+
+
+ENDS_WITH_END_PROCESS = """
+import atexit, sys
+from muppet_hf.distributed import end_process
+
+atexit.register(lambda: open(sys.argv[1], "w").write("flushed by atexit"))
+print("written before the end", end="")  # a pipe is block-buffered: this stays in the buffer until a flush
+end_process(3)
+print("never reached")
+"""
+
+
+def test_end_process_runs_atexit_handlers_flushes_and_keeps_the_exit_status(tmp_path):
+    # The scripts' multi-process ranks leave through `end_process`, skipping the interpreter's shutdown (where gloo
+    # aborted a finished rank): what that shutdown would have done for them must still happen.
+    marker = tmp_path / "atexit.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", ENDS_WITH_END_PROCESS, str(marker)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert result.stdout == "written before the end"
+    assert marker.read_text() == "flushed by atexit"

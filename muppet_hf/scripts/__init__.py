@@ -8,17 +8,30 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..distributed import destroy_process_group
+import torch
+
+from ..distributed import destroy_process_group, end_process
 
 
 def launch(main: Callable[..., Any], parse_args: Callable[[list[str] | None], tuple], argv: list[str] | None = None):
     """Runs `main(*parse_args(argv))` as a command line (`argv` defaults to `sys.argv`): logs go to stderr, and the
-    process group is always torn down, so a failing rank does not leave the others waiting."""
+    process group is always torn down, so a failing rank does not leave the others waiting.
+
+    A process of a multi-process run that succeeded ends in [`~muppet_hf.distributed.end_process`] (exit status 0,
+    without the interpreter's shutdown, where gloo can abort a finished rank) and does not return; a single process
+    returns `main`'s result.
+    """
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     try:
-        return main(*parse_args(argv))
-    finally:
+        result = main(*parse_args(argv))
+    except BaseException:
         destroy_process_group()
+        raise
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() > 1:
+            end_process(0)
+    destroy_process_group()
+    return result
 
 
 __all__ = ["launch"]
