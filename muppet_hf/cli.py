@@ -54,11 +54,26 @@ def _tasks_show(args: argparse.Namespace) -> int:
 def _data_build(args: argparse.Namespace) -> int:
     from .data import build_offline_suite
 
-    counts = build_offline_suite(cache_dir=args.cache_dir, tasks=args.tasks, force=args.force)
+    counts = build_offline_suite(
+        cache_dir=args.cache_dir, tasks=args.tasks, force=args.force, skip_unavailable=args.skip_unavailable
+    )
     header = ("task", "train", "validation", "test")
     print("  ".join(header))
     for task, splits in counts.items():
         print("  ".join([task, *(f"{splits.get(role, 0):,}" for role in header[1:])]))
+    from .data import OFFLINE_TASKS, default_backbone_path
+    from .data.offline.archives import SourceUnavailableError
+
+    missing = [name for name in (args.tasks or OFFLINE_TASKS) if name not in counts]
+    if missing:
+        print(f"not built, their source is unavailable (see the warning above): {', '.join(missing)}", file=sys.stderr)
+    if args.tasks is None:  # the whole suite: with the default backbone that its recipes name
+        try:
+            print(f"backbone offline:all-MiniLM-L6-v2: {default_backbone_path(args.cache_dir)}")
+        except SourceUnavailableError as err:
+            if not args.skip_unavailable:
+                raise
+            print(f"backbone not fetched: {err}", file=sys.stderr)
     return 0
 
 
@@ -82,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-dir", help="cache directory (default: $MUPPET_HF_CACHE or ~/.cache/muppet_hf)")
     build.add_argument("--tasks", nargs="+", help="build these tasks only")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument(
+        "--skip-unavailable",
+        action="store_true",
+        help="build the tasks whose source can be fetched, list the others and exit 0 (default: exit 2)",
+    )
     build.set_defaults(func=_data_build)
 
     register_plan(commands)

@@ -6,6 +6,8 @@ import pytest
 
 from muppet_hf import MuppetForMultiTask
 from muppet_hf.data import OFFLINE_BACKBONE, load_offline_task, offline_cache_dir
+from muppet_hf.data.offline.build import task_dir
+from muppet_hf.safety import folder_is_canary
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,6 +149,43 @@ def test_real_minilm_prefinetune_then_finetune_held_out_with_head_reuse(tmp_path
         "--train_fraction", "0.01", *common,
     )  # fmt: skip
     assert base["head_reused"] is False and 0 <= base["metrics"]["validation"]["accuracy"] <= 100
+
+
+# The tasks of the suite that come from other packages than BIG-bench: real data without a canary.
+PACKAGE_TASKS = ["rotten_tomatoes", "reuters_r8", "newsgroups20"]
+
+
+def _package_tasks_ready() -> bool:
+    # The backbone is fetched by the test if it is not cached yet.
+    return all((task_dir(offline_cache_dir(), name) / "build_info.json").is_file() for name in PACKAGE_TASKS)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _package_tasks_ready(), reason="needs `muppet-hf data build offline-suite` (CI runs it first)")
+def test_real_minilm_on_the_package_tasks_reuses_a_seen_head_and_is_publishable(tmp_path):
+    """Real MiniLM and real tasks that need no BIG-bench archive: pre-finetune two, fine-tune a seen and an unseen."""
+    metrics = prefinetune(
+        tmp_path / "muppet",
+        "--model_name_or_path", OFFLINE_BACKBONE, "--tasks", *PACKAGE_TASKS[:2], "--pooling", "auto",
+        "--max_steps", "3", "--per_device_train_batch_size", "4", "--tasks_per_update", "2",
+        "--max_train_examples", "32", "--max_eval_examples", "8", "--max_length", "96",
+        "--use_cpu", "true", "--save_strategy", "no",
+    )  # fmt: skip
+    assert set(metrics) == set(PACKAGE_TASKS[:2]) and {"accuracy", "loss"} <= set(metrics["reuters_r8"])
+    # No BIG-bench task, so no canary mark: this checkpoint may be exported and pushed.
+    assert not folder_is_canary(tmp_path / "muppet")
+    common = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--max_eval_examples", "8"]
+    common += ["--max_length", "96", "--use_cpu", "true", "--save_strategy", "no"]
+    seen = finetune(
+        tmp_path / "seen", "--model_name_or_path", str(tmp_path / "muppet"), "--task", "rotten_tomatoes",
+        "--train_fraction", "0.002", *common,
+    )  # fmt: skip
+    assert seen["head_reused"] is True and 0 <= seen["metrics"]["validation"]["accuracy"] <= 100
+    unseen = finetune(
+        tmp_path / "unseen", "--model_name_or_path", str(tmp_path / "muppet"), "--task", PACKAGE_TASKS[2],
+        "--train_fraction", "0.002", *common,
+    )  # fmt: skip
+    assert unseen["head_reused"] is False and 0 <= unseen["metrics"]["validation"]["accuracy"] <= 100
 
 
 def test_select_best_model_ends_with_the_weights_of_the_best_validation_score(tiny_checkpoint, tmp_path):

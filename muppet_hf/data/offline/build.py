@@ -7,6 +7,7 @@ content hash (`splits.py`), and saved in the canonical columns of its spec's fam
 """
 
 import json
+import logging
 import os
 from collections import Counter
 from pathlib import Path
@@ -14,11 +15,13 @@ from pathlib import Path
 import datasets
 from datasets.utils import tqdm
 
-from .archives import ARCHIVES, atomic_dir, offline_cache_dir, source_dir
+from .archives import ARCHIVES, SourceUnavailableError, atomic_dir, offline_cache_dir, source_dir
 from .splits import split_rows
 from .suite import OFFLINE_TASKS
 from .task import OfflineTask
 
+
+logger = logging.getLogger(__name__)
 
 # Bump when a converter changes what it writes, so stale Arrow data in users' caches is not reused.
 SUITE_VERSION = "v1"
@@ -66,9 +69,16 @@ def _build_task(task: OfflineTask, cache: Path, force: bool) -> Path:
 
 
 def build_offline_suite(
-    cache_dir: str | os.PathLike | None = None, tasks: list[str] | None = None, force: bool = False
+    cache_dir: str | os.PathLike | None = None,
+    tasks: list[str] | None = None,
+    force: bool = False,
+    skip_unavailable: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Downloads the pinned sources and converts the offline suite's tasks into `<cache>/offline_suite/v1/<task>/`.
+
+    A source that cannot be fetched (no registry, or a release its registry no longer serves) does not stop the
+    others: every task whose source is at hand is built, and the tasks of the missing sources are listed at the end,
+    with the file to put into `<cache>/downloads/` to build them.
 
     Args:
         cache_dir (`str` or `os.PathLike`, *optional*): the cache root; defaults to `$MUPPET_HF_CACHE`, else
@@ -76,17 +86,42 @@ def build_offline_suite(
         tasks (`list[str]`, *optional*): task names (keys of `OFFLINE_TASKS`); all of them by default.
         force (`bool`, *optional*, defaults to `False`): rebuild tasks that are already cached. Downloads are
             reused either way (their SHA-256 is checked).
+        skip_unavailable (`bool`, *optional*, defaults to `False`): when a source is missing, log the tasks left
+            unbuilt and return the others' counts instead of raising.
 
     Returns:
-        `dict[str, dict[str, int]]`: rows per split (`train`, `validation`, `test`) of each task.
+        `dict[str, dict[str, int]]`: rows per split (`train`, `validation`, `test`) of each task built.
+
+    Raises:
+        [`~muppet_hf.data.offline.archives.SourceUnavailableError`]: a source could not be fetched (after every
+            other task was built), unless `skip_unavailable`.
     """
     cache = offline_cache_dir(cache_dir)
     selected = [_get_task(name) for name in (tasks if tasks is not None else OFFLINE_TASKS)]
     counts = {}
+    unavailable: dict[str, str] = {}  # archive -> why it could not be fetched
+    unbuilt: dict[str, list[str]] = {}  # archive -> its tasks left unbuilt
     for task in tqdm(selected, desc="Offline suite", unit="task"):
-        path = _build_task(task, cache, force)
+        if task.archive in unavailable and not (task_dir(cache, task.name).is_dir() and not force):
+            unbuilt[task.archive].append(task.name)
+            continue
+        try:
+            path = _build_task(task, cache, force)
+        except SourceUnavailableError as err:
+            unavailable[task.archive] = str(err)
+            unbuilt.setdefault(task.archive, []).append(task.name)
+            continue
         info = json.loads((path / "build_info.json").read_text(encoding="utf-8"))
         counts[task.name] = info["num_rows"]
+    if unbuilt:
+        message = "; ".join(
+            f"{len(names)} task(s) of {ARCHIVES[archive].requirement} not built ({', '.join(names)}): "
+            f"{unavailable[archive]}"
+            for archive, names in unbuilt.items()
+        )
+        if not skip_unavailable:
+            raise SourceUnavailableError(f"{message} ({len(counts)} other task(s) built in {cache})")
+        logger.warning("%s. Built the %d other(s).", message, len(counts))
     return counts
 
 
