@@ -296,6 +296,9 @@ def test_a_missing_source_leaves_the_others_built_and_names_its_tasks(tmp_path, 
     assert attempts["bigbench"] == 1 and sum(attempts.values()) == 1 + len(others)
     shutil.rmtree(tmp_path / "built")
     assert sorted(build_offline_suite(cache_dir=tmp_path / "cache", skip_unavailable=True)) == others
+    # A recipe's loader names the task it could not get.
+    with pytest.raises(SourceUnavailableError, match=r"offline task 'vitaminc' is not built.*gone from the index"):
+        load_offline_task("vitaminc", cache_dir=tmp_path / "cache")
     # The command line: an error without the flag, the other tasks' table and the missing ones with it; the whole
     # suite also fetches the default backbone (stood in for here).
     monkeypatch.setattr(muppet_hf.data, "default_backbone_path", lambda cache_dir: tmp_path / "minilm")
