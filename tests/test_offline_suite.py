@@ -243,8 +243,8 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
 def test_build_whole_suite(tmp_path):
     """Builds every task into a fresh cache; reuses the archives of `$MUPPET_HF_CACHE/downloads` when there are.
 
-    A source the registries no longer serve (bigbench==1.0.0 left PyPI in December 2026) is reported: the tasks of the
-    other sources are built and checked, then the test is skipped, naming what could not be built and why.
+    A source the registries no longer serve (bigbench==1.0.0: not on PyPI on 2026-12-07) is reported: the tasks of
+    the other sources are built and checked, then the test is skipped, naming what could not be built and why.
     """
     shared = os.environ.get(CACHE_ENV)
     if shared and (Path(shared).expanduser() / "downloads").is_dir():

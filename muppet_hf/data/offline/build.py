@@ -140,5 +140,7 @@ def load_offline_task(name: str, cache_dir: str | os.PathLike | None = None) -> 
     try:
         path = _build_task(task, offline_cache_dir(cache_dir), force=False)
     except SourceUnavailableError as err:
-        raise SourceUnavailableError(f"offline task {name!r} is not built and its source is unavailable: {err}") from err
+        raise SourceUnavailableError(
+            f"offline task {name!r} is not built and its source is unavailable: {err}"
+        ) from err
     return datasets.load_from_disk(str(path))
