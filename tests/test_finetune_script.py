@@ -123,31 +123,37 @@ def _offline_suite_ready() -> bool:
     return (offline_cache_dir() / "backbones").is_dir()
 
 
+def few_step_prefinetune(output_dir: Path, tasks: list[str], *flags: str) -> dict:
+    """Real MiniLM on real tasks for 3 updates of one sub-batch of 4 per task, 32 training examples a task."""
+    return prefinetune(
+        output_dir,
+        "--model_name_or_path", OFFLINE_BACKBONE, "--tasks", *tasks, "--tasks_per_update", str(len(tasks)),
+        "--max_steps", "3", "--per_device_train_batch_size", "4",
+        "--max_train_examples", "32", "--max_eval_examples", "8", "--max_length", "96",
+        "--use_cpu", "true", "--save_strategy", "no", *flags,
+    )  # fmt: skip
+
+
+def few_step_finetune(output_dir: Path, model: str | Path, task: str, fraction: str) -> dict:
+    """2 updates of 4 on `fraction` of `task`'s training set, scored on 8 validation examples."""
+    return finetune(
+        output_dir, "--model_name_or_path", str(model), "--task", task, "--train_fraction", fraction,
+        "--max_steps", "2", "--per_device_train_batch_size", "4", "--max_eval_examples", "8",
+        "--max_length", "96", "--use_cpu", "true", "--save_strategy", "no",
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not _offline_suite_ready(), reason="needs `muppet-hf data build offline-suite` (CI runs it first)")
 def test_real_minilm_prefinetune_then_finetune_held_out_with_head_reuse(tmp_path):
     """Real MiniLM, real tasks of three families, a few steps; then a held-out MRC task re-uses the span head."""
     tasks = ["rotten_tomatoes", "bb_social_iqa", "squad_v1_dev"]
-    metrics = prefinetune(
-        tmp_path / "muppet",
-        "--model_name_or_path", OFFLINE_BACKBONE, "--tasks", *tasks,
-        "--max_steps", "3", "--per_device_train_batch_size", "4", "--tasks_per_update", "3",
-        "--max_train_examples", "32", "--max_eval_examples", "8", "--max_length", "96",
-        "--use_cpu", "true", "--save_strategy", "no",
-    )  # fmt: skip
+    metrics = few_step_prefinetune(tmp_path / "muppet", tasks)
     assert set(metrics) == set(tasks)
     assert {"accuracy", "loss"} <= set(metrics["bb_social_iqa"]) and "f1" in metrics["squad_v1_dev"]
-    common = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--max_eval_examples", "8"]
-    common += ["--max_length", "96", "--use_cpu", "true", "--save_strategy", "no"]
-    reused = finetune(
-        tmp_path / "reddit", "--model_name_or_path", str(tmp_path / "muppet"), "--task", "squadshifts_reddit",
-        "--train_fraction", "0.002", *common,
-    )  # fmt: skip
+    reused = few_step_finetune(tmp_path / "reddit", tmp_path / "muppet", "squadshifts_reddit", "0.002")
     assert reused["head_reused"] is True and 0 <= reused["metrics"]["validation"]["f1"] <= 100
-    base = finetune(
-        tmp_path / "base", "--model_name_or_path", OFFLINE_BACKBONE, "--task", "strategyqa",
-        "--train_fraction", "0.01", *common,
-    )  # fmt: skip
+    base = few_step_finetune(tmp_path / "base", OFFLINE_BACKBONE, "strategyqa", "0.01")
     assert base["head_reused"] is False and 0 <= base["metrics"]["validation"]["accuracy"] <= 100
 
 
@@ -164,27 +170,13 @@ def _package_tasks_ready() -> bool:
 @pytest.mark.skipif(not _package_tasks_ready(), reason="needs `muppet-hf data build offline-suite` (CI runs it first)")
 def test_real_minilm_on_the_package_tasks_reuses_a_seen_head_and_is_publishable(tmp_path):
     """Real MiniLM and real tasks that need no BIG-bench archive: pre-finetune two, fine-tune a seen and an unseen."""
-    metrics = prefinetune(
-        tmp_path / "muppet",
-        "--model_name_or_path", OFFLINE_BACKBONE, "--tasks", *PACKAGE_TASKS[:2], "--pooling", "auto",
-        "--max_steps", "3", "--per_device_train_batch_size", "4", "--tasks_per_update", "2",
-        "--max_train_examples", "32", "--max_eval_examples", "8", "--max_length", "96",
-        "--use_cpu", "true", "--save_strategy", "no",
-    )  # fmt: skip
+    metrics = few_step_prefinetune(tmp_path / "muppet", PACKAGE_TASKS[:2], "--pooling", "auto")
     assert set(metrics) == set(PACKAGE_TASKS[:2]) and {"accuracy", "loss"} <= set(metrics["reuters_r8"])
     # No BIG-bench task, so no canary mark: this checkpoint may be exported and pushed.
     assert not folder_is_canary(tmp_path / "muppet")
-    common = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--max_eval_examples", "8"]
-    common += ["--max_length", "96", "--use_cpu", "true", "--save_strategy", "no"]
-    seen = finetune(
-        tmp_path / "seen", "--model_name_or_path", str(tmp_path / "muppet"), "--task", "rotten_tomatoes",
-        "--train_fraction", "0.002", *common,
-    )  # fmt: skip
+    seen = few_step_finetune(tmp_path / "seen", tmp_path / "muppet", "rotten_tomatoes", "0.002")
     assert seen["head_reused"] is True and 0 <= seen["metrics"]["validation"]["accuracy"] <= 100
-    unseen = finetune(
-        tmp_path / "unseen", "--model_name_or_path", str(tmp_path / "muppet"), "--task", PACKAGE_TASKS[2],
-        "--train_fraction", "0.002", *common,
-    )  # fmt: skip
+    unseen = few_step_finetune(tmp_path / "unseen", tmp_path / "muppet", PACKAGE_TASKS[2], "0.002")
     assert unseen["head_reused"] is False and 0 <= unseen["metrics"]["validation"]["accuracy"] <= 100
 
 
