@@ -13,10 +13,12 @@ from muppet_hf import cli
 from muppet_hf.data import DOWNSTREAM_TASKS, OFFLINE_TASKS, build_offline_suite, load_offline_task
 from muppet_hf.data.offline import build as build_module
 from muppet_hf.data.offline.archives import (
+    ARCHIVES,
     BBQ_LITE_SUBTASKS,
     BIGBENCH_ROOT,
     CACHE_ENV,
     SourceUnavailableError,
+    fetch_archive,
     offline_cache_dir,
 )
 from muppet_hf.data.offline.bigbench import (
@@ -268,6 +270,22 @@ def test_build_whole_suite(tmp_path):
     row = dataset["validation"][0]
     for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"], strict=True):
         assert row["context"][start : start + len(text)] == text
+
+
+def test_an_archive_put_in_the_cache_with_another_sha256_is_moved_aside_not_deleted(tmp_path):
+    # Where the registry no longer serves an archive, a user's copy in downloads/ is the only way to the data: a wrong
+    # file is refused before any use and kept under another name.
+    archive = ARCHIVES["bigbench"]
+    copy = tmp_path / "downloads" / archive.filename
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(b"not the BIG-bench sdist")
+    with pytest.raises(
+        ValueError, match=rf"SHA-256 of bigbench==1\.0\.0 is [0-9a-f]{{64}}, expected {archive.sha256}"
+    ):
+        fetch_archive(archive, tmp_path)
+    assert not copy.exists()
+    (aside,) = copy.parent.glob(f"{archive.filename}.sha256-*")
+    assert aside.read_bytes() == b"not the BIG-bench sdist"
 
 
 def test_a_missing_source_leaves_the_others_built_and_names_its_tasks(tmp_path, monkeypatch, capsys):

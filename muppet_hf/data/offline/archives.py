@@ -214,15 +214,27 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_sha256(archive: SourceArchive, path: Path):
+def _check_sha256(archive: SourceArchive, path: Path, downloaded: bool):
+    """Raises if `path` is not the pinned archive, so that no run uses it.
+
+    A file this run downloaded lies in a temporary folder that goes with the error. A file found in the cache may be
+    one a user put there (the only way to get an archive its registry no longer serves), so it is moved aside, not
+    deleted: the next run downloads afresh, and the user keeps the file.
+    """
     found = _sha256(path)
-    if found != archive.sha256:
-        # A corrupt or tampered download must not be reused by the next run.
-        path.unlink()
+    if found == archive.sha256:
+        return
+    if downloaded:
         raise ValueError(
-            f"{path}: SHA-256 of {archive.requirement} is {found}, expected {archive.sha256}; the file was removed, "
+            f"{archive.requirement} as downloaded has SHA-256 {found}, expected {archive.sha256}; nothing was kept, "
             "run again to download it afresh"
         )
+    aside = path.with_name(f"{path.name}.sha256-{found[:12]}")
+    os.replace(path, aside)
+    raise ValueError(
+        f"{path}: SHA-256 of {archive.requirement} is {found}, expected {archive.sha256}; the file was moved to "
+        f"{aside} and is not used. Put the right file at {path}, or run again to download it afresh"
+    )
 
 
 def fetch_archive(archive: SourceArchive, cache: Path) -> Path:
@@ -230,7 +242,7 @@ def fetch_archive(archive: SourceArchive, cache: Path) -> Path:
     downloads = cache / "downloads"
     path = downloads / archive.filename
     if path.is_file():
-        _check_sha256(archive, path)
+        _check_sha256(archive, path, downloaded=False)
         return path
     downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads, prefix=".tmp-") as tmp:
@@ -255,7 +267,7 @@ def fetch_archive(archive: SourceArchive, cache: Path) -> Path:
                 f"the registry no longer serves this release, copy {archive.filename} (SHA-256 {archive.sha256}) "
                 f"into {downloads} or set ${CACHE_ENV} to a cache that has it (cache now: {cache})"
             )
-        _check_sha256(archive, fetched)
+        _check_sha256(archive, fetched, downloaded=True)
         os.replace(fetched, path)
     return path
 
