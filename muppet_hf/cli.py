@@ -52,8 +52,11 @@ def _tasks_show(args: argparse.Namespace) -> int:
 
 
 def _data_build(args: argparse.Namespace) -> int:
-    from .data import build_offline_suite
+    from .data import build_offline_suite, offline_cache_dir
+    from .data.offline.archives import add_archive
 
+    for path in args.archive or ():
+        print(f"added {path} as {add_archive(path, offline_cache_dir(args.cache_dir))}")
     counts = build_offline_suite(
         cache_dir=args.cache_dir, tasks=args.tasks, force=args.force, skip_unavailable=args.skip_unavailable
     )
@@ -97,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-dir", help="cache directory (default: $MUPPET_HF_CACHE or ~/.cache/muppet_hf)")
     build.add_argument("--tasks", nargs="+", help="build these tasks only")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.add_argument(
+        "--archive",
+        nargs="+",
+        metavar="FILE",
+        help="pinned archives obtained elsewhere (e.g. bigbench-1.0.0.tar.gz): checked against their SHA-256 and "
+        "copied into the cache first",
+    )
     build.add_argument(
         "--skip-unavailable",
         action="store_true",

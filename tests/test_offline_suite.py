@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import re
@@ -17,7 +18,9 @@ from muppet_hf.data.offline.archives import (
     BBQ_LITE_SUBTASKS,
     BIGBENCH_ROOT,
     CACHE_ENV,
+    SourceArchive,
     SourceUnavailableError,
+    add_archive,
     fetch_archive,
     offline_cache_dir,
 )
@@ -286,6 +289,34 @@ def test_an_archive_put_in_the_cache_with_another_sha256_is_moved_aside_not_dele
     assert not copy.exists()
     (aside,) = copy.parent.glob(f"{archive.filename}.sha256-*")
     assert aside.read_bytes() == b"not the BIG-bench sdist"
+
+
+def test_an_archive_obtained_elsewhere_is_checked_then_copied_into_the_cache(tmp_path, monkeypatch, capsys):
+    content = b"a pinned archive"
+    pinned = SourceArchive(
+        name="fake", filename="fake-1.0.tar.gz", sha256=hashlib.sha256(content).hexdigest(),
+        requirement="fake==1.0", command=("false",),
+    )  # fmt: skip
+    monkeypatch.setitem(ARCHIVES, "fake", pinned)
+    elsewhere = tmp_path / "usb" / pinned.filename
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(content)
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(muppet_hf.data, "build_offline_suite", lambda **kwargs: {})  # the archive step alone
+    command = ["data", "build", "offline-suite", "--cache-dir", str(cache), "--archive", str(elsewhere)]
+    assert cli.main([*command, "--tasks", "rotten_tomatoes"]) == 0
+    assert f"added {elsewhere} as {cache / 'downloads' / pinned.filename}" in capsys.readouterr().out
+    assert (cache / "downloads" / pinned.filename).read_bytes() == content
+    # The original is copied, not moved; the cached copy is what a later fetch uses, with no download.
+    assert elsewhere.read_bytes() == content
+    assert fetch_archive(pinned, cache) == cache / "downloads" / pinned.filename
+    # Another content under the pinned name, or a name that is not pinned, is refused and left untouched.
+    elsewhere.write_bytes(b"something else")
+    with pytest.raises(ValueError, match=r"SHA-256 of fake==1\.0 is .* not added, left as it is"):
+        add_archive(elsewhere, tmp_path / "other")
+    assert elsewhere.read_bytes() == b"something else" and not (tmp_path / "other" / "downloads").exists()
+    with pytest.raises(ValueError, match=r"not a pinned archive.*bigbench-1\.0\.0\.tar\.gz"):
+        add_archive(tmp_path / "usb" / "bigbench-1.0.1.tar.gz", cache)
 
 
 def test_a_missing_source_leaves_the_others_built_and_names_its_tasks(tmp_path, monkeypatch, capsys):

