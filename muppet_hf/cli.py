@@ -52,8 +52,8 @@ def _tasks_show(args: argparse.Namespace) -> int:
 
 
 def _data_build(args: argparse.Namespace) -> int:
-    from .data import build_offline_suite, offline_cache_dir
-    from .data.offline.archives import add_archive
+    from .data import OFFLINE_TASKS, build_offline_suite, default_backbone_path, offline_cache_dir
+    from .data.offline.archives import SourceUnavailableError, add_archive
 
     for path in args.archive or ():
         print(f"added {path} as {add_archive(path, offline_cache_dir(args.cache_dir))}")
@@ -64,9 +64,6 @@ def _data_build(args: argparse.Namespace) -> int:
     print("  ".join(header))
     for task, splits in counts.items():
         print("  ".join([task, *(f"{splits.get(role, 0):,}" for role in header[1:])]))
-    from .data import OFFLINE_TASKS, default_backbone_path
-    from .data.offline.archives import SourceUnavailableError
-
     missing = [name for name in (args.tasks or OFFLINE_TASKS) if name not in counts]
     if missing:
         print(f"not built, their source is unavailable (see the warning above): {', '.join(missing)}", file=sys.stderr)
