@@ -27,9 +27,9 @@ def launch(main: Callable[..., Any], parse_args: Callable[[list[str] | None], tu
     except BaseException:
         destroy_process_group()
         raise
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        if torch.distributed.get_world_size() > 1:
-            end_process(0)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if distributed and torch.distributed.get_world_size() > 1:
+        end_process(0)
     destroy_process_group()
     return result
 
