@@ -443,3 +443,13 @@ def test_held_out_tasks_have_a_test_split_and_stay_out_of_every_recipe(name):
     for recipe in sorted((REPO / "training" / "recipes").glob("*.yaml")):
         tasks = yaml.safe_load(recipe.read_text(encoding="utf-8"))["tasks"]
         assert name not in [Path(task).stem if task.endswith(".yaml") else task for task in tasks], recipe
+
+
+def test_the_package_recipe_is_the_main_job_on_the_tasks_without_bigbench():
+    # offline_packages.yaml repeats offline_suite.yaml's settings (recipes have no includes): this keeps the copy true.
+    recipes = REPO / "training" / "recipes"
+    main = yaml.safe_load((recipes / "offline_suite.yaml").read_text(encoding="utf-8"))
+    packages = yaml.safe_load((recipes / "offline_packages.yaml").read_text(encoding="utf-8"))
+    assert packages["tasks"] == [name for name in main["tasks"] if OFFLINE_TASKS[name].archive != "bigbench"]
+    differing = {key for key in main.keys() | packages.keys() if main.get(key) != packages.get(key)}
+    assert differing == {"tasks", "output_dir"}
