@@ -319,6 +319,8 @@ def test_read_run_metadata_merges_config_run_file_and_trainer_results(tmp_path):
         ({"schema_version": 1, "tasks": {"mnli": {"examples": {"train": 1.5}}}}, ValueError, "mnli.examples.train"),
         ({"schema_version": 1, "tasks": {"mnli": {"examples_seen": -3}}}, ValueError, "tasks.mnli.examples_seen"),
         ({"schema_version": 1, "tasks": {"MNLI": {}}}, ValueError, "field `tasks.MNLI`"),
+        ({"schema_version": 1, "skipped_tasks": ["vitaminc"]}, TypeError, "field `skipped_tasks` must be a dict"),
+        ({"schema_version": 1, "skipped_tasks": {"vitaminc": 404}}, TypeError, "field `skipped_tasks.vitaminc`"),
     ],
 )
 def test_bad_run_metadata_names_the_file_and_field(tmp_path, data, error, match):
@@ -346,6 +348,11 @@ def test_write_run_metadata_round_trips_and_task_record_from_spec(tmp_path):
     read = read_run_metadata(tmp_path)
     assert read.tasks["boolq"] == metadata.tasks["boolq"]
     assert read.tasks["boolq"].dataset == "google/boolq" and read.tasks["boolq"].head == "boolq"
+    # Tasks a run left out are kept through a re-read (an export's card says so too), and absent when there were none.
+    assert read.skipped_tasks is None and "skipped_tasks" not in json.loads((tmp_path / RUN_METADATA_FILE).read_text())
+    metadata.skipped_tasks = {"vitaminc": "could not fetch bigbench==1.0.0"}
+    write_run_metadata(tmp_path, metadata)
+    assert read_run_metadata(tmp_path).skipped_tasks == {"vitaminc": "could not fetch bigbench==1.0.0"}
 
 
 def test_model_card_parses_and_validates(tmp_path):

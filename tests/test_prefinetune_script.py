@@ -80,6 +80,67 @@ def test_tiny_recipe_trains_evaluates_and_writes_a_checkpoint(tmp_path):
 
 
 @pytest.mark.multiprocess
+def _rotten_tomatoes_built() -> bool:
+    from muppet_hf.data import offline_cache_dir
+    from muppet_hf.data.offline.build import task_dir
+
+    return (task_dir(offline_cache_dir(), "rotten_tomatoes") / "build_info.json").is_file()
+
+
+@pytest.mark.skipif(
+    not _rotten_tomatoes_built(), reason="needs `muppet-hf data build offline-suite` (CI runs it first)"
+)
+def test_skip_unavailable_tasks_trains_on_the_rest_and_says_what_it_left_out(tmp_path, monkeypatch, caplog):
+    from muppet_hf.data.offline import build as build_module
+    from muppet_hf.data.offline.archives import SourceUnavailableError
+
+    # BIG-bench cannot be fetched (as on PyPI since 2026-12-07), whether or not this machine's cache has its tasks.
+    real_build, attempts = build_module._build_task, []
+
+    def build_without_bigbench(task, cache, force):
+        if task.archive == "bigbench":
+            attempts.append(task.name)
+            raise SourceUnavailableError("could not fetch bigbench==1.0.0: gone from the index")
+        return real_build(task, cache, force)
+
+    monkeypatch.setattr(build_module, "_build_task", build_without_bigbench)
+    script = load_script()
+    tasks = ["rotten_tomatoes", "vitaminc", "bb_social_iqa"]
+    flags = ["--config", str(RECIPE), "--tasks", *tasks, "--max_steps", "2", "--max_train_examples", "16"]
+    flags += ["--max_eval_examples", "8", "--report_to", "none", "--r3f_lambda", "0"]
+    # Without the flag the run stops, naming the task, before it trains.
+    with pytest.raises(SourceUnavailableError, match=r"offline task 'vitaminc' is not built.*gone from the index"):
+        script.main(*script.parse_args([*flags, "--output_dir", str(tmp_path / "strict")]))
+    assert not (tmp_path / "strict" / "model.safetensors").exists()
+
+    attempts.clear()
+    output_dir = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="muppet_hf.prefinetune"):
+        metrics = script.main(
+            *script.parse_args([*flags, "--output_dir", str(output_dir), "--skip_unavailable_tasks"])
+        )
+    assert set(metrics) == {"rotten_tomatoes"}
+    assert attempts == ["vitaminc"], "one fetch attempt per source, not one per task"
+    assert "left out 2 of the 3 tasks, their source could not be fetched: vitaminc, bb_social_iqa" in caplog.text
+    model = MuppetForMultiTask.from_pretrained(output_dir)
+    # No multiple-choice head for a task that was not trained, and no canary: no BIG-bench row was seen.
+    assert list(model.config.heads) == ["rotten_tomatoes"] and model.config.canary is False
+    metadata = read_run_metadata(output_dir)
+    assert sorted(metadata.skipped_tasks) == ["bb_social_iqa", "vitaminc"]
+    assert "gone from the index" in metadata.skipped_tasks["vitaminc"] and not metadata.is_canary
+    card = (output_dir / "README.md").read_text()
+    assert "left out because their source could not be fetched (`skip_unavailable_tasks`): `bb_social_iqa`, " in card
+    check_model_card(output_dir / "README.md")
+
+    # Nothing left to train on is an error that names the tasks.
+    with pytest.raises(ValueError, match=r"none of the tasks \['vitaminc'\] can be built: .*gone from the index"):
+        script.main(
+            *script.parse_args(
+                [*flags, "--tasks", "vitaminc", "--output_dir", str(tmp_path / "none"), "--skip_unavailable_tasks"]
+            )
+        )
+
+
 def test_two_cpu_processes_draw_different_tasks(tmp_path):
     # accelerate 1.x starts several CPU processes through torchrun with `--multi_gpu`; the recipe's `use_cpu: true`
     # then selects gloo. (`--num_processes 2 --cpu` alone starts one process: its CPU launcher needs mpirun.)

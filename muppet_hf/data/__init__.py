@@ -2,7 +2,7 @@
 
 from .offline.archives import ARCHIVES, SourceArchive, offline_cache_dir
 from .offline.backbone import OFFLINE_BACKBONE, default_backbone_path, resolve_model_path
-from .offline.build import build_offline_suite, load_offline_task
+from .offline.build import build_offline_suite, load_offline_task, unavailable_offline_tasks
 from .offline.suite import DOWNSTREAM_TASKS, OFFLINE_TASKS
 from .offline.task import OfflineTask
 
@@ -19,4 +19,5 @@ __all__ = [
     "load_offline_task",
     "offline_cache_dir",
     "resolve_model_path",
+    "unavailable_offline_tasks",
 ]

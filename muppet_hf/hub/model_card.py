@@ -108,9 +108,19 @@ def settings_section(metadata: RunMetadata) -> str:
     return _markdown_table(("group", "setting", "value"), rows)
 
 
+def _skipped_tasks_note(metadata: RunMetadata) -> str:
+    if not metadata.skipped_tasks:
+        return ""
+    names = ", ".join(f"`{name}`" for name in sorted(metadata.skipped_tasks))
+    return (
+        f"\n\nThe recipe also listed {len(metadata.skipped_tasks)} task(s) that this run left out because their "
+        f"source could not be fetched (`skip_unavailable_tasks`): {names}."
+    )
+
+
 def _tasks_section(metadata: RunMetadata) -> str:
     if not metadata.tasks:
-        return "The run recorded no tasks."
+        return "The run recorded no tasks." + _skipped_tasks_note(metadata)
     rows = [
         (
             f"`{name}`",
@@ -130,7 +140,7 @@ def _tasks_section(metadata: RunMetadata) -> str:
         _markdown_table([*header, "dataset", "tags"], rows)
         + "\n\n*dataset train*: the training split's full size; *train used* and *validation used*: rows the run "
         "kept after its caps; *train seen*: training rows drawn over the run, repeats included. Rows are examples, "
-        "except for span MRC, where a long context gives several windows."
+        "except for span MRC, where a long context gives several windows." + _skipped_tasks_note(metadata)
     )
 
 

@@ -47,6 +47,8 @@ config), then the optional `muppet_run.json` that the trainer writes next to it,
   evaluation `metrics` (`{metric: float}`, every score in percent as in the paper's tables) on `metrics_split`,
   the `examples` of each split the run used (after its caps) and the training `examples_seen`. Task and head
   names match `[a-z0-9_]+`; `head` defaults to `config.tasks[task]`.
+- `skipped_tasks` (`dict[str, str]`): tasks of the recipe that the run left out because their source could not be
+  fetched (`skip_unavailable_tasks`), each with why; absent when none was.
 - `task_sampling`, `batching`, `loss_scaling`, `r3f`, `training` (`dict[str, scalar | list]`): free-form settings,
   rendered on the card as they are.
 - `export` (`dict`): written by [`export_checkpoint`] only (`kind`, `heads`, `spectral_norm_baked`, `remote_code`).
@@ -146,6 +148,8 @@ class RunMetadata:
         backbone_type (`str`, *optional*): the backbone's `model_type`, read from `config.json`.
         heads (`dict[str, dict]`): `MuppetConfig.heads`, read from `config.json`.
         tasks (`dict[str, TaskRecord]`): the tasks of the run.
+        skipped_tasks (`dict[str, str]`, *optional*): tasks of the recipe left out because their source could not
+            be fetched, each with why.
         task_sampling, batching, loss_scaling, r3f, training (`dict`): settings, shown on the card as they are.
         license (`str`, defaults to `"mit"`): the card's license.
         language (`list[str]`, defaults to `["en"]`): the card's languages.
@@ -158,6 +162,7 @@ class RunMetadata:
     backbone_type: str | None = None
     heads: dict[str, dict] = field(default_factory=dict)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    skipped_tasks: dict[str, str] | None = None
     task_sampling: dict[str, Any] = field(default_factory=dict)
     batching: dict[str, Any] = field(default_factory=dict)
     loss_scaling: dict[str, Any] = field(default_factory=dict)
@@ -234,6 +239,12 @@ class RunMetadata:
                 # In place: `settings` is this object's own dict for the group.
                 settings.clear()
                 settings.update(check_type(data[name], dict, source, name))
+        if "skipped_tasks" in data:
+            skipped = check_type(data["skipped_tasks"], dict, source, "skipped_tasks")
+            self.skipped_tasks = {
+                check_type(task, str, source, "skipped_tasks"): check_type(why, str, source, f"skipped_tasks.{task}")
+                for task, why in skipped.items()
+            }
         if "export" in data:
             self.export = dict(check_type(data["export"], dict, source, "export"))
         for task, record in check_type(data.get("tasks", {}), dict, source, "tasks").items():

@@ -21,7 +21,7 @@ from accelerate.utils import gather_object
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from muppet_hf import MuppetConfig, MuppetForMultiTask
-from muppet_hf.data import resolve_model_path
+from muppet_hf.data import resolve_model_path, unavailable_offline_tasks
 from muppet_hf.finetuning import guess_score
 from muppet_hf.hub import RunMetadata, TaskRecord, build_model_card, write_run_metadata
 from muppet_hf.hub.run_metadata import backbone_hub_id
@@ -31,7 +31,7 @@ from muppet_hf.metrics import metrics_in_percent
 from muppet_hf.parser import MuppetArgumentParser, resolve_task_path
 from muppet_hf.safety import check_model_path, folder_is_canary, prepare_output_dir, refuse_canary
 from muppet_hf.scripts import launch
-from muppet_hf.tasks import get_tasks, heads_for, prepare_task
+from muppet_hf.tasks import TaskSpec, get_tasks, heads_for, prepare_task
 from muppet_hf.testing_utils import tiny_tokenizer
 from muppet_hf.trainer import MuppetTrainer
 from muppet_hf.training_args import MuppetTrainingArguments
@@ -60,6 +60,9 @@ class ScriptArguments:
         pooling (`str`, *optional*): how sequence-level heads read the encoder: `first`, `mean`, or `auto` (the
             pooling a sentence-transformers backbone declares in `1_Pooling/config.json`, else the default).
             Defaults to `first` for encoder-only backbones.
+        skip_unavailable_tasks (`bool`, *optional*, defaults to `False`): train without the offline-suite tasks
+            whose source cannot be fetched (e.g. `bigbench==1.0.0`, which PyPI no longer serves) instead of stopping.
+            The tasks left out are logged and listed in `muppet_run.json` (`skipped_tasks`) and on the model card.
     """
 
     tasks: list[str] = field(default_factory=list, metadata={"help": "Task names or task YAML paths."})
@@ -81,6 +84,13 @@ class ScriptArguments:
         metadata={
             "help": "Pooling of sequence-level heads: `first`, `mean` or `auto` (what a sentence-transformers "
             "backbone declares). Default: `first` (encoder-only), `mean` (encoder-decoder)."
+        },
+    )
+    skip_unavailable_tasks: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out the offline-suite tasks whose source cannot be fetched (listed in muppet_run.json and "
+            "on the card) instead of stopping."
         },
     )
 
@@ -136,11 +146,40 @@ def accuracy_baseline(dataset: datasets.Dataset, head_type: str) -> dict[str, fl
     return None if score is None else {"kind": kind, "accuracy": 100.0 * score}
 
 
+def drop_unavailable_tasks(
+    specs: list[TaskSpec], training_args: MuppetTrainingArguments
+) -> tuple[list[TaskSpec], dict[str, str]]:
+    """The tasks whose data can be had, and why each other one cannot (its offline source could not be fetched).
+
+    Builds the offline-suite tasks that are not cached yet, the main process first (the others then read its cache).
+    Only an unavailable source leaves a task out; any other error of a task still stops the run.
+    """
+    offline = [spec.name for spec in specs if spec.source.builder == "offline_suite"]
+    with training_args.main_process_first(desc="build offline tasks"):
+        skipped = unavailable_offline_tasks(offline) if offline else {}
+    kept = [spec for spec in specs if spec.name not in skipped]
+    reasons = "; ".join(sorted(set(skipped.values())))
+    if not kept:
+        raise ValueError(f"skip_unavailable_tasks: none of the tasks {list(skipped)} can be built: {reasons}")
+    if skipped:
+        logger.warning(
+            "skip_unavailable_tasks: left out %d of the %d tasks, their source could not be fetched: %s. %s",
+            len(skipped),
+            len(specs),
+            ", ".join(skipped),
+            reasons,
+        )
+    return kept, skipped
+
+
 def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -> dict[str, dict[str, float]]:
     """Pre-finetunes, evaluates every task and writes the final checkpoint; returns the per-task metrics."""
     if not script_args.tasks:
         raise ValueError("no tasks given (field `tasks`)")
     specs = get_tasks(script_args.tasks)
+    skipped = {}
+    if script_args.skip_unavailable_tasks:
+        specs, skipped = drop_unavailable_tasks(specs, training_args)
     check_model_path(script_args.model_name_or_path)
     check_model_path(script_args.tokenizer_name_or_path, "tokenizer_name_or_path")
     canary = any(spec.is_canary for spec in specs)
@@ -230,6 +269,7 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
                 baseline["accuracy"],
             )
         metadata = RunMetadata.from_config(model.config)
+        metadata.skipped_tasks = skipped or None
         metadata.tasks = {
             spec.name: TaskRecord.from_spec(spec, task_metrics[spec.name] if spec.name in eval_dataset else None)
             for spec in specs

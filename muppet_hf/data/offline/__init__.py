@@ -15,7 +15,7 @@ The task specs in `muppet_hf/tasks/specs/offline/` are the registry: a task's fa
     task.py        `OfflineTask`: a task's archive and converter, its spec, the columns it writes
     suite.py       the task table (`OFFLINE_TASKS`) and the held-out tasks (`DOWNSTREAM_TASKS`)
     splits.py      deduplication and content-hash splits
-    build.py       `build_offline_suite` and `load_offline_task`
+    build.py       `build_offline_suite`, `load_offline_task`, `unavailable_offline_tasks`
     backbone.py    the default backbone, all-MiniLM-L6-v2 from PyPI
 
 Cache layout (root: `cache_dir`, else `$MUPPET_HF_CACHE`, else `~/.cache/muppet_hf`):

