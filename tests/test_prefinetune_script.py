@@ -13,6 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from muppet_hf import MuppetForMultiTask
+from muppet_hf.data import offline_cache_dir
+from muppet_hf.data.offline import build as build_module
+from muppet_hf.data.offline.archives import SourceUnavailableError
+from muppet_hf.data.offline.build import task_dir
 from muppet_hf.hub import check_model_card, read_run_metadata
 
 
@@ -79,21 +83,11 @@ def test_tiny_recipe_trains_evaluates_and_writes_a_checkpoint(tmp_path):
     assert "tiny_choice" in card.text
 
 
-@pytest.mark.multiprocess
-def _rotten_tomatoes_built() -> bool:
-    from muppet_hf.data import offline_cache_dir
-    from muppet_hf.data.offline.build import task_dir
-
-    return (task_dir(offline_cache_dir(), "rotten_tomatoes") / "build_info.json").is_file()
-
-
 @pytest.mark.skipif(
-    not _rotten_tomatoes_built(), reason="needs `muppet-hf data build offline-suite` (CI runs it first)"
+    not (task_dir(offline_cache_dir(), "rotten_tomatoes") / "build_info.json").is_file(),
+    reason="needs `muppet-hf data build offline-suite` (CI runs it first)",
 )
 def test_skip_unavailable_tasks_trains_on_the_rest_and_says_what_it_left_out(tmp_path, monkeypatch, caplog):
-    from muppet_hf.data.offline import build as build_module
-    from muppet_hf.data.offline.archives import SourceUnavailableError
-
     # BIG-bench cannot be fetched (as on PyPI since 2026-12-07), whether or not this machine's cache has its tasks.
     real_build, attempts = build_module._build_task, []
 
@@ -141,6 +135,7 @@ def test_skip_unavailable_tasks_trains_on_the_rest_and_says_what_it_left_out(tmp
         )
 
 
+@pytest.mark.multiprocess
 def test_two_cpu_processes_draw_different_tasks(tmp_path):
     # accelerate 1.x starts several CPU processes through torchrun with `--multi_gpu`; the recipe's `use_cpu: true`
     # then selects gloo. (`--num_processes 2 --cpu` alone starts one process: its CPU launcher needs mpirun.)
