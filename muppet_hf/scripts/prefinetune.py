@@ -177,11 +177,12 @@ def main(script_args: ScriptArguments, training_args: MuppetTrainingArguments) -
     if not script_args.tasks:
         raise ValueError("no tasks given (field `tasks`)")
     specs = get_tasks(script_args.tasks)
+    check_model_path(script_args.model_name_or_path)
+    check_model_path(script_args.tokenizer_name_or_path, "tokenizer_name_or_path")
+    # After the cheap checks: building the tasks may download archives first.
     skipped = {}
     if script_args.skip_unavailable_tasks:
         specs, skipped = drop_unavailable_tasks(specs, training_args)
-    check_model_path(script_args.model_name_or_path)
-    check_model_path(script_args.tokenizer_name_or_path, "tokenizer_name_or_path")
     canary = any(spec.is_canary for spec in specs)
     canary = canary or (
         script_args.model_name_or_path is not None and folder_is_canary(script_args.model_name_or_path)
